@@ -1,0 +1,9 @@
+"""Health endpoints in front of any ASGI or WSGI app, answered from a snapshot."""
+
+from health_middleware.asgi import HealthMiddleware
+from health_middleware.health import Health
+from health_middleware.result import CheckResult
+from health_middleware.wsgi import WSGIHealthMiddleware
+
+__all__ = ["CheckResult", "Health", "HealthMiddleware", "WSGIHealthMiddleware"]
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""An endpoint: a path, the checks it counts (its group), its format and status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from health_middleware.check import Check
+from health_middleware.status import Status
+
+DEFAULT_STATUS_CODES: Mapping[Status, int] = MappingProxyType(
+    {"pass": 200, "warn": 200, "fail": 503}
+)
+
+# Built-in groups; any other group name selects the checks carrying that tag.
+ALL, LIVE, READY, STARTED = "all", "live", "ready", "started"
+
+
+def normalise_path(path: object, what: str = "endpoint path") -> str:
+    """Validate a path and drop a trailing slash (the request side accepts both)."""
+    if not isinstance(path, str):
+        raise TypeError(f"{what} must be a string, got {type(path).__name__}")
+    if not path.startswith("/"):
+        raise ValueError(f"{what} {path!r} must start with '/'")
+    if any(c in path for c in "?#") or any(c.isspace() or ord(c) < 32 for c in path):
+        raise ValueError(f"{what} {path!r} must be a plain path: no query, fragment or spaces")
+    if "//" in path:
+        raise ValueError(f"{what} {path!r} must not contain empty segments")
+    return path.rstrip("/") or "/"
+
+
+def status_code_map(codes: Mapping[str, int] | None) -> Mapping[Status, int]:
+    if codes is None:
+        return DEFAULT_STATUS_CODES
+    if not isinstance(codes, Mapping):
+        raise TypeError("status_codes must map 'pass', 'warn' and 'fail' to HTTP status codes")
+    missing = {"pass", "warn", "fail"} - set(codes)
+    if missing:
+        raise ValueError(f"status_codes must cover pass, warn and fail; missing {sorted(missing)}")
+    extra = set(codes) - {"pass", "warn", "fail"}
+    if extra:
+        raise ValueError(f"status_codes has unknown statuses {sorted(extra)}")
+    result: dict[Status, int] = {}
+    for status in ("pass", "warn", "fail"):
+        code = codes[status]
+        if isinstance(code, bool) or not isinstance(code, int) or not 200 <= code <= 599:
+            raise ValueError(f"status_codes[{status!r}] must be an HTTP status from 200 to 599")
+        result[status] = code
+    return MappingProxyType(result)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    path: str
+    group: str
+    format: str
+    details: bool
+    status_codes: Mapping[Status, int]
+    drain: bool
+
+    def counts(self, check: Check) -> bool:
+        """Whether this endpoint's status depends on ``check``."""
+        group = self.group
+        if group in (ALL, STARTED):
+            return True
+        if group == LIVE:
+            return LIVE in check.tags
+        if group == READY:
+            return check.critical or READY in check.tags
+        return group in check.tags

@@ -1,0 +1,381 @@
+"""``Health``: the registry of checks and endpoints, and this process's refresher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from health_middleware.check import Check, CheckState, count, seconds
+from health_middleware.endpoint import (
+    ALL,
+    LIVE,
+    READY,
+    STARTED,
+    Endpoint,
+    normalise_path,
+    status_code_map,
+)
+from health_middleware.formats import renderer
+from health_middleware.pool import DaemonPool
+from health_middleware.refresher import Refresher
+from health_middleware.report import Service
+from health_middleware.result import Outcome
+from health_middleware.snapshot import Snapshot, build
+
+logger = logging.getLogger("health_middleware")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_VERB = {"pass": "passing", "warn": "warning", "fail": "failing"}
+
+
+def _optional_text(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string or None, got {type(value).__name__}")
+    return value
+
+
+@dataclass
+class _Runtime:
+    """The refresher of this process and where it runs."""
+
+    pid: int
+    refresher: Refresher
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[None] | None = None  # ASGI: on the app's loop
+    thread: threading.Thread | None = None  # WSGI: its own loop on a daemon thread
+
+    def alive(self) -> bool:
+        if self.pid != os.getpid() or self.loop.is_closed():
+            return False
+        if self.thread is not None:
+            return self.thread.is_alive()
+        return self.task is not None and not self.task.done() and self.loop.is_running()
+
+
+class Health:
+    """Checks, endpoints and their configuration; see the README for every option."""
+
+    def __init__(
+        self,
+        *,
+        service_id: str | None = None,
+        version: str | None = None,
+        release_id: str | None = None,
+        description: str | None = None,
+        base_path: str = "/health",
+        interval: float = 10.0,
+        timeout: float = 2.0,
+        expose_errors: bool = False,
+        status_case: str = "lower",
+        stale_after: float = 10.0,
+        max_threads: int = 8,
+    ) -> None:
+        if status_case not in ("lower", "upper"):
+            raise ValueError("status_case must be 'lower' (pass) or 'upper' (PASS)")
+        if not isinstance(expose_errors, bool):
+            raise TypeError("expose_errors must be True or False")
+        self.interval = seconds("interval", interval)
+        self.timeout = seconds("timeout", timeout)
+        self.stale_after = seconds("stale_after", stale_after)
+        if self.stale_after < 2 * 1.0:
+            raise ValueError("stale_after must be at least 2 s: the refresher ticks each second")
+        self.max_threads = count("max_threads", max_threads)
+        self.base_path = normalise_path(base_path, "base_path")
+        self.service = Service(
+            service_id=_optional_text("service_id", service_id),
+            version=_optional_text("version", version),
+            release_id=_optional_text("release_id", release_id),
+            description=_optional_text("description", description),
+            status_case=status_case,
+            expose_errors=expose_errors,
+            started_at=time.time(),
+        )
+        self._states: dict[str, CheckState] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self._draining = False
+        self._runtime: _Runtime | None = None
+        self._lock = threading.Lock()
+        # Read on the request path, so a plain attribute: has a start been asked for in
+        # this process? Until then requests start the refresher lazily, and the
+        # "starting" snapshot never goes stale.
+        self.activated = False
+        root = "" if self.base_path == "/" else self.base_path
+        self._add_endpoint(
+            self.base_path, group=ALL, format="ietf", details=True, status_codes=None, drain=False
+        )
+        self._add_endpoint(
+            root + "/live", group=LIVE, format="ietf", details=False, status_codes=None, drain=False
+        )
+        self._add_endpoint(
+            root + "/ready",
+            group=READY,
+            format="ietf",
+            details=False,
+            status_codes=None,
+            drain=True,
+        )
+        self._add_endpoint(
+            root + "/started",
+            group=STARTED,
+            format="ietf",
+            details=False,
+            status_codes=None,
+            drain=False,
+        )
+        self.snapshot: Snapshot = self._build(math.inf)
+        ref = weakref.ref(self)
+
+        def after_fork() -> None:
+            health = ref()
+            if health is not None:
+                health._after_fork()
+
+        os.register_at_fork(after_in_child=after_fork)
+
+    # -- registration ----------------------------------------------------------------
+
+    def check(
+        self,
+        name: str,
+        *,
+        interval: float | None = None,
+        timeout: float | None = None,
+        critical: bool = True,
+        tags: Iterable[str] = (),
+        component_type: str = "component",
+        failure_threshold: int = 1,
+        success_threshold: int = 1,
+    ) -> Callable[[F], F]:
+        """Register the decorated function (sync or async, no arguments) as a check."""
+
+        def register(fn: F) -> F:
+            self.add_check(
+                name,
+                fn,
+                interval=interval,
+                timeout=timeout,
+                critical=critical,
+                tags=tags,
+                component_type=component_type,
+                failure_threshold=failure_threshold,
+                success_threshold=success_threshold,
+            )
+            return fn
+
+        return register
+
+    def add_check(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        *,
+        interval: float | None = None,
+        timeout: float | None = None,
+        critical: bool = True,
+        tags: Iterable[str] = (),
+        component_type: str = "component",
+        failure_threshold: int = 1,
+        success_threshold: int = 1,
+    ) -> None:
+        """Register ``fn`` as a check; the options are those of :meth:`check`."""
+        check = Check.build(
+            name,
+            fn,
+            interval=self.interval if interval is None else interval,
+            timeout=self.timeout if timeout is None else timeout,
+            critical=critical,
+            tags=tags,
+            component_type=component_type,
+            failure_threshold=failure_threshold,
+            success_threshold=success_threshold,
+        )
+        with self._lock:
+            if name in self._states:
+                raise ValueError(f"a check named {name!r} is already registered")
+            self._states = {**self._states, name: CheckState(check)}
+        self.publish()
+
+    def endpoint(
+        self,
+        path: str,
+        *,
+        group: str = ALL,
+        format: str = "ietf",  # the public option's name
+        details: bool = True,
+        status_codes: Mapping[str, int] | None = None,
+        drain: bool = False,
+    ) -> None:
+        """Serve one more endpoint at ``path`` (absolute, not under ``base_path``)."""
+        if not isinstance(group, str) or not group:
+            raise TypeError("group must be a non-empty string: all, live, ready, started or a tag")
+        if not isinstance(details, bool) or not isinstance(drain, bool):
+            raise TypeError("details and drain must be True or False")
+        self._add_endpoint(
+            path,
+            group=group,
+            format=format,
+            details=details,
+            status_codes=status_codes,
+            drain=drain,
+        )
+        self.publish()
+
+    def _add_endpoint(
+        self,
+        path: str,
+        *,
+        group: str,
+        format: str,
+        details: bool,
+        status_codes: Mapping[str, int] | None,
+        drain: bool,
+    ) -> None:
+        renderer(format)  # refuses an unknown format now, not at the first request
+        endpoint = Endpoint(
+            normalise_path(path), group, format, details, status_code_map(status_codes), drain
+        )
+        with self._lock:
+            if endpoint.path in self._endpoints:
+                raise ValueError(f"an endpoint at {endpoint.path!r} already exists")
+            self._endpoints = {**self._endpoints, endpoint.path: endpoint}
+
+    # -- state ---------------------------------------------------------------------
+
+    def states(self) -> Iterator[CheckState]:
+        return iter(self._states.values())
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path this object answers (each also with a trailing slash)."""
+        return tuple(self._endpoints)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def drain(self) -> None:
+        """Fail readiness (and every endpoint made with ``drain=True``) from now on."""
+        if not self._draining:
+            self._draining = True
+            logger.info("draining: readiness now fails; liveness is unchanged")
+        self.publish()
+
+    def record(self, state: CheckState, outcome: Outcome) -> None:
+        """Take a finished run (called by the refresher)."""
+        change = state.record(outcome)
+        if change is None:
+            return
+        old, new = change
+        name = state.check.name
+        if new == "pass":
+            log = logger.info if old is not None else logger.debug
+            log("check %r is passing%s", name, "" if old is None else f" (was {old})")
+        else:
+            logger.warning("check %r is %s: %s", name, _VERB[new], outcome.detail)
+
+    def publish(self) -> None:
+        """Build a snapshot from the current state and swap it in."""
+        with self._lock:
+            valid_until = time.monotonic() + self.stale_after if self.activated else math.inf
+            self.snapshot = self._build(valid_until)
+
+    def _build(self, valid_until: float) -> Snapshot:
+        return build(
+            self._endpoints.values(),
+            self._states.values(),
+            draining=self._draining,
+            service=self.service,
+            now=time.time(),
+            valid_until=valid_until,
+        )
+
+    # -- the refresher of this process -----------------------------------------------
+
+    def start_on_loop(self) -> None:
+        """Start the refresher as a task on the running loop (ASGI), unless it runs."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self.activated = True
+            if self._runtime is not None and self._runtime.alive():
+                return
+            refresher = Refresher(self, DaemonPool(self.max_threads))
+            runtime = _Runtime(os.getpid(), refresher, loop)
+            runtime.task = loop.create_task(refresher.run(), name="health-refresher")
+            self._runtime = runtime
+
+    def start_in_thread(self) -> None:
+        """Start the refresher on a daemon thread with its own loop (WSGI), unless it runs."""
+        with self._lock:
+            self.activated = True
+            if self._runtime is not None and self._runtime.alive():
+                return
+            loop = asyncio.new_event_loop()
+            refresher = Refresher(self, DaemonPool(self.max_threads))
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                try:
+                    loop.run_until_complete(refresher.run())
+                finally:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.close()
+
+            thread = threading.Thread(target=serve, name="health-refresher", daemon=True)
+            self._runtime = _Runtime(os.getpid(), refresher, loop, thread=thread)
+            thread.start()
+
+    async def stop_async(self) -> None:
+        """Stop a refresher running on this loop and wait for it (bounded)."""
+        runtime = self._stop_runtime()
+        task = runtime.task if runtime is not None else None
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait((task,), timeout=3.0)
+
+    def stop(self) -> None:
+        """Stop this process's refresher; a thread is waited for (bounded). Requests
+        do not restart it: the snapshot goes stale, so probes fail, as they should."""
+        runtime = self._stop_runtime()
+        if runtime is not None and runtime.thread is not None:
+            runtime.thread.join(3.0)
+
+    def _stop_runtime(self) -> _Runtime | None:
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+        if runtime is None or not runtime.alive():
+            return None
+        if runtime.thread is not None:
+            runtime.loop.call_soon_threadsafe(runtime.refresher.stop)
+        else:
+            runtime.refresher.stop()
+        return runtime
+
+    def revive(self) -> None:
+        """A request found the snapshot stale: restart a refresher that died with its
+        loop or thread. A loop that is only blocked keeps its refresher, which catches
+        up by itself; one stopped on purpose stays stopped."""
+        runtime = self._runtime
+        if runtime is None or runtime.alive():
+            return
+        if runtime.thread is not None:
+            self.start_in_thread()
+        else:
+            self.start_on_loop()
+
+    def _after_fork(self) -> None:
+        """In a forked child nothing of the parent's refresher exists: start afresh."""
+        self._lock = threading.Lock()
+        self._runtime = None
+        self.activated = False
+        self._draining = False
+        for state in self._states.values():
+            state.reset()
+        self.snapshot = self._build(math.inf)

@@ -1,0 +1,153 @@
+"""The refresher: runs every check on its own interval and publishes snapshots.
+
+One per process, as a coroutine: on the app's event loop under ASGI (so async checks
+can use the app's clients), on a daemon thread's own loop under WSGI. Sync checks run
+on a bounded pool of daemon threads. A run still in flight is never started again;
+past its timeout it is reported as failed and abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from health_middleware.check import CheckState
+from health_middleware.pool import DaemonPool
+from health_middleware.result import Outcome, from_exception, from_return, from_timeout
+
+if TYPE_CHECKING:
+    from health_middleware.health import Health
+
+logger = logging.getLogger("health_middleware")
+
+# How often a snapshot is published even when no check finished: it renews the
+# snapshot's validity and re-renders time-dependent fields.
+TICK = 1.0
+
+_Ran = tuple[bool, Any]  # (raised, value or exception)
+
+
+def _call_sync(fn: Callable[[], Any]) -> _Ran:
+    try:
+        return False, fn()
+    except BaseException as exc:  # SystemExit and friends from a check must not escape
+        return True, exc
+
+
+async def _call_async(fn: Callable[[], Any]) -> _Ran:
+    try:
+        return False, await fn()
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # KeyboardInterrupt/SystemExit would stop the loop
+        return True, exc
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned run's result so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Refresher:
+    def __init__(self, health: Health, pool: DaemonPool) -> None:
+        self._health = health
+        self._pool = pool
+        self._due: dict[str, float] = {}
+        self._runs: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    async def run(self) -> None:
+        health = self._health
+        try:
+            while not self._stopping:
+                now = time.monotonic()
+                wake_at = now + TICK
+                for state in list(health.states()):  # checks may be added at any time
+                    name = state.check.name
+                    due = self._due.get(name, now)
+                    if due <= now:
+                        self._launch(state)
+                        due = now + state.check.interval
+                        self._due[name] = due
+                    wake_at = min(wake_at, due)
+                health.publish()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
+                        await self._wake.wait()
+        finally:
+            await self._finish()
+
+    def stop(self) -> None:
+        """Ask the loop to end (call on the refresher's own loop)."""
+        self._stopping = True
+        self._wake.set()
+
+    def _launch(self, state: CheckState) -> None:
+        if state.busy():
+            return  # single-flight: the last run has not returned yet
+        task = asyncio.get_running_loop().create_task(
+            self._run(state), name=f"health-check:{state.check.name}"
+        )
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+
+    async def _run(self, state: CheckState) -> None:
+        check = state.check
+        started = time.monotonic()
+        work: asyncio.Future[_Ran]
+        if check.is_async:
+            work = asyncio.ensure_future(_call_async(check.fn))
+            state.inflight = work
+        else:
+            pending = self._pool.submit(lambda: _call_sync(check.fn))
+            state.inflight = pending
+            work = asyncio.wrap_future(pending)
+        state.runs += 1
+        try:
+            done, _ = await asyncio.wait((work,), timeout=check.timeout)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        duration = time.monotonic() - started
+        now = time.time()
+        outcome: Outcome
+        if not done:
+            work.cancel()  # an async run gets CancelledError; a thread is abandoned
+            work.add_done_callback(_consume)
+            outcome = from_timeout(check.timeout, now, duration)
+        elif work.cancelled():
+            outcome = from_exception(asyncio.CancelledError(), now, duration)
+        elif check.is_async and duration > check.timeout:
+            # It finished, but only because it blocked the loop past its timeout.
+            logger.warning(
+                "check %r blocked the event loop for %.2f s: it must not call blocking "
+                "code from 'async def' (make it a plain 'def' to run it on a thread)",
+                check.name,
+                duration,
+            )
+            outcome = from_timeout(check.timeout, now, duration)
+        else:
+            raised, value = work.result()
+            convert = from_exception if raised else from_return
+            outcome = convert(value, now, duration)
+        self._health.record(state, outcome)
+        self._wake.set()
+
+    async def _finish(self) -> None:
+        """Cancel what is in flight and give it a moment to unwind."""
+        pending: set[asyncio.Future[Any]] = set(self._runs)
+        for state in self._health.states():
+            if isinstance(state.inflight, asyncio.Future) and not state.inflight.done():
+                pending.add(state.inflight)
+        for future in pending:
+            future.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+        self._pool.shutdown()

@@ -1,0 +1,150 @@
+"""What a check returns, and how any return value becomes an outcome."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from health_middleware.status import Status, normalise_status
+
+# An observed value larger than this, once encoded, is refused: a health report is no
+# place for a payload, and a check that returns one is misbehaving.
+MAX_OBSERVED_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The IETF fields of one check's result.
+
+    ``status`` accepts pass/warn/fail in any case and the draft's aliases
+    (ok/up for pass, error/down for fail); it is stored normalised.
+    """
+
+    status: str = "pass"
+    observed_value: Any = None
+    observed_unit: str | None = None
+    output: str | None = None
+    component_id: str | None = None
+    affected_endpoints: Sequence[str] = ()
+    links: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", normalise_status(self.status))
+        for name in ("observed_unit", "output", "component_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"CheckResult.{name} must be a string or None")
+        if isinstance(self.affected_endpoints, str) or not all(
+            isinstance(e, str) for e in self.affected_endpoints
+        ):
+            raise TypeError("CheckResult.affected_endpoints must be a sequence of strings")
+        object.__setattr__(self, "affected_endpoints", tuple(self.affected_endpoints))
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.links.items()):
+            raise TypeError("CheckResult.links must map strings to strings")
+        object.__setattr__(self, "links", dict(self.links))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One finished run of a check, ready to render.
+
+    ``output`` is safe to publish (the kind of a failure, never its message);
+    ``detail`` is the full text, published only where the user opts in.
+    """
+
+    status: Status
+    time: float
+    duration: float
+    observed_value: Any = None
+    observed_unit: str | None = None
+    output: str | None = None
+    detail: str | None = None
+    component_id: str | None = None
+    affected_endpoints: tuple[str, ...] = ()
+    links: Mapping[str, str] = field(default_factory=dict)
+
+
+def _safe_repr(value: object, limit: int = 200) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # a hostile __repr__ must not break the refresher
+        text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _exception_detail(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<message unavailable>"
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _failed(now: float, duration: float, output: str, detail: str | None = None) -> Outcome:
+    return Outcome("fail", now, duration, output=output, detail=detail or output)
+
+
+def from_exception(exc: BaseException, now: float, duration: float) -> Outcome:
+    """A check raised: publish the exception's type, keep its message for opt-in."""
+    return _failed(now, duration, type(exc).__name__, _exception_detail(exc))
+
+
+def from_timeout(timeout: float, now: float, duration: float) -> Outcome:
+    return _failed(now, duration, "timeout", f"timed out after {timeout:g} s")
+
+
+def _json_safe(value: Any) -> str | None:
+    """Return why ``value`` cannot be an observedValue, or None when it can."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "observed_value must be a finite number"
+    try:
+        encoded = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return f"observed_value of type {type(value).__name__} is not JSON-serialisable"
+    if len(encoded) > MAX_OBSERVED_BYTES:
+        return f"observed_value is larger than {MAX_OBSERVED_BYTES} bytes once encoded"
+    return None
+
+
+def from_return(value: object, now: float, duration: float) -> Outcome:
+    """Turn a check's return value into an outcome: None/True pass, False fails,
+    a CheckResult is taken as given, anything else is a fail that says why."""
+    if value is None or value is True:
+        return Outcome("pass", now, duration)
+    if value is False:
+        return _failed(now, duration, "check returned False")
+    if isinstance(value, CheckResult):
+        problem = _json_safe(value.observed_value)
+        if problem is not None:
+            return _failed(now, duration, problem)
+        return Outcome(
+            value.status,  # type: ignore[arg-type]  # normalised in __post_init__
+            now,
+            duration,
+            observed_value=value.observed_value,
+            observed_unit=value.observed_unit,
+            output=value.output,
+            detail=value.output,
+            component_id=value.component_id,
+            affected_endpoints=tuple(value.affected_endpoints),
+            links=value.links,
+        )
+    if inspect.isawaitable(value):
+        if inspect.iscoroutine(value):
+            value.close()  # never awaited: close it so Python does not warn
+        return _failed(
+            now, duration, "a sync check returned an awaitable: declare the check 'async def'"
+        )
+    kind = type(value).__name__
+    return _failed(
+        now,
+        duration,
+        f"check returned an unsupported {kind} (return None, True, False or a CheckResult)",
+        f"check returned an unsupported {kind}: {_safe_repr(value)}",
+    )

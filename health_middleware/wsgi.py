@@ -1,0 +1,46 @@
+"""``WSGIHealthMiddleware``: health paths answered before a WSGI app runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from health_middleware.health import Health
+from health_middleware.snapshot import METHOD_NOT_ALLOWED
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+
+class WSGIHealthMiddleware:
+    """Wrap a WSGI app; answer ``health``'s paths (``PATH_INFO``) from its snapshot.
+    Any other request gets the app's own iterable back, untouched."""
+
+    def __init__(self, app: WSGIApplication, health: Health) -> None:
+        if not isinstance(health, Health):
+            raise TypeError(f"health must be a Health object, got {type(health).__name__}")
+        if not callable(app):
+            raise TypeError(f"app must be a WSGI application, got {type(app).__name__}")
+        self.app = app
+        self.health = health
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        answers = self.health.snapshot.answers.get(environ.get("PATH_INFO", ""))
+        if answers is None:
+            return self.app(environ, start_response)
+        health = self.health
+        if not health.activated:
+            health.start_in_thread()
+        stale = time.monotonic() > health.snapshot.valid_until
+        if stale:
+            health.revive()
+        method = environ.get("REQUEST_METHOD")
+        if method == "GET":
+            response = answers.stale_get if stale else answers.get
+        elif method == "HEAD":
+            response = answers.stale_head if stale else answers.head
+        else:
+            response = METHOD_NOT_ALLOWED
+        start_response(response.wsgi_status, list(response.wsgi_headers))
+        return [response.body] if response.body else []
