@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from asgiref.compatibility import guarantee_single_callable
 from asgiref.typing import (
@@ -37,7 +38,11 @@ def health_path(scope: HTTPScope) -> str:
 class HealthMiddleware:
     """Wrap an ASGI 3 (or ASGI 2) app; answer ``health``'s paths from its snapshot."""
 
-    def __init__(self, app: ASGIApplication, health: Health) -> None:
+    def __init__(
+        self, app: ASGIApplication | Callable[..., Awaitable[None]], health: Health
+    ) -> None:
+        # Frameworks type their apps in their own ways (Starlette's scope is a
+        # MutableMapping), so any ASGI 2 or 3 callable is accepted here.
         if not isinstance(health, Health):
             raise TypeError(f"health must be a Health object, got {type(health).__name__}")
         if not callable(app):

@@ -151,7 +151,7 @@ class Health:
         timeout: float | None = None,
         critical: bool = True,
         tags: Iterable[str] = (),
-        component_type: str = "component",
+        component_type: str | None = None,
         failure_threshold: int = 1,
         success_threshold: int = 1,
     ) -> Callable[[F], F]:
@@ -182,11 +182,15 @@ class Health:
         timeout: float | None = None,
         critical: bool = True,
         tags: Iterable[str] = (),
-        component_type: str = "component",
+        component_type: str | None = None,
         failure_threshold: int = 1,
         success_threshold: int = 1,
     ) -> None:
-        """Register ``fn`` as a check; the options are those of :meth:`check`."""
+        """Register ``fn`` as a check; the options are those of :meth:`check`.
+        ``component_type`` defaults to the function's own ``component_type``
+        attribute (the built-in checks set one), else ``"component"``."""
+        if component_type is None:
+            component_type = getattr(fn, "component_type", "component")
         check = Check.build(
             name,
             fn,

@@ -35,12 +35,11 @@ class WSGIHealthMiddleware:
         stale = time.monotonic() > health.snapshot.valid_until
         if stale:
             health.revive()
-        method = environ.get("REQUEST_METHOD")
-        if method == "GET":
+        # HEAD gets the GET response: a WSGI server drops the body of a HEAD
+        # response itself (RFC 9110), and Content-Length then matches what was sent.
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             response = answers.stale_get if stale else answers.get
-        elif method == "HEAD":
-            response = answers.stale_head if stale else answers.head
         else:
             response = METHOD_NOT_ALLOWED
         start_response(response.wsgi_status, list(response.wsgi_headers))
-        return [response.body] if response.body else []
+        return [response.body]

@@ -1,0 +1,52 @@
+"""Command line: ``health-middleware probe URL`` and ``health-middleware demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="health-middleware", description="Health endpoints for ASGI and WSGI apps."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    probe = commands.add_parser(
+        "probe", help="GET a URL; exit 0 on 2xx/3xx, 1 otherwise (a Docker HEALTHCHECK)"
+    )
+    probe.add_argument("url")
+    probe.add_argument("--timeout", type=_positive, default=5.0, help="seconds (default 5)")
+    demo = commands.add_parser("demo", help="serve a demo app with real checks on 127.0.0.1")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=_port, default=8000)
+    args = parser.parse_args(argv)
+    if args.command == "probe":
+        from health_middleware.probe import run
+
+        try:
+            return run(args.url, args.timeout)
+        except ValueError as exc:
+            parser.error(str(exc))
+    from health_middleware.demo import serve
+
+    return serve(args.host, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

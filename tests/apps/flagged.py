@@ -1,0 +1,58 @@
+"""A service whose one check fails while a flag file exists.
+
+Environment: HM_FLAG (the flag file), HM_RUNS (a file every run appends its pid
+to), HM_INTERVAL and HM_TIMEOUT (seconds).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from health_middleware import CheckResult, Health, HealthMiddleware, WSGIHealthMiddleware
+
+FLAG = Path(os.environ.get("HM_FLAG", "/nonexistent/flag"))
+RUNS = os.environ.get("HM_RUNS")
+
+health = Health(
+    service_id="flagged",
+    interval=float(os.environ.get("HM_INTERVAL", "0.5")),
+    timeout=float(os.environ.get("HM_TIMEOUT", "0.5")),
+)
+
+
+@health.check("flag:pid", component_type="system")
+def flag() -> CheckResult:
+    if RUNS:
+        with open(RUNS, "a") as runs:
+            runs.write(f"{os.getpid()}\n")
+    status = "fail" if FLAG.exists() else "pass"
+    return CheckResult(status, observed_value=os.getpid(), observed_unit="pid")
+
+
+def _body() -> bytes:
+    return f"app:{os.getpid()}".encode()
+
+
+def inner_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [_body()]
+
+
+async def inner_asgi(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": _body()})
+
+
+asgi_app = HealthMiddleware(inner_asgi, health)
+wsgi_app = WSGIHealthMiddleware(inner_wsgi, health)

@@ -1,0 +1,213 @@
+"""Helpers for the tests: drive ASGI apps in process, run real servers as subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from health_middleware import HealthMiddleware
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def http_scope(path: str, method: str = "GET", root_path: str = "") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape"),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+def _collect(messages: list[dict[str, Any]]) -> Response:
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start["headers"]}
+    return Response(start["status"], headers, body)
+
+
+async def call(app: Any, path: str, method: str = "GET", root_path: str = "") -> Response:
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(http_scope(path, method, root_path), receive, send)
+    return _collect(messages)
+
+
+def call_without_waiting(app: HealthMiddleware, path: str, method: str = "GET") -> Response:
+    """Run one request to completion in a single step of its coroutine: if the
+    middleware awaited anything but our instant ``send`` it would suspend, and this
+    raises. This proves a probe never waits on a check, a lock or the loop."""
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("a health request must not read the request body")
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    coroutine = app(http_scope(path, method), receive, send)  # type: ignore[arg-type]
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return _collect(messages)
+    coroutine.close()
+    raise AssertionError(f"the request for {path} suspended: it waited on something")
+
+
+async def poll(
+    app: Any, path: str, until: Callable[[Response], bool], timeout: float = 10.0
+) -> Response:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await call(app, path)
+        if until(response):
+            return response
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never satisfied the condition; last: {response}")
+        await asyncio.sleep(0.01)
+
+
+# -- real servers --------------------------------------------------------------------
+
+
+def uvicorn(app: str, *options: str) -> list[str]:
+    """Arguments for ``python -m``: uvicorn serving ``app`` on 127.0.0.1:{port}."""
+    return ["uvicorn", app, "--host", "127.0.0.1", "--port", "{port}", *options]
+
+
+def gunicorn(app: str, *options: str) -> list[str]:
+    """Arguments for ``python -m``: gunicorn serving ``app`` on 127.0.0.1:{port}."""
+    return ["gunicorn", app, "--bind", "127.0.0.1:{port}", *options]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def get(port: int, path: str, method: str = "GET", timeout: float = 5.0) -> Response:
+    """One request on a new connection (so a multi-worker server may pick any worker)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        body = response.read()
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+    finally:
+        connection.close()
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    exit_code: int | None = None
+    final_output: str | None = None
+
+    def get(self, path: str, method: str = "GET") -> Response:
+        return get(self.port, path, method)
+
+    def output(self) -> str:
+        """What the server printed (all of it, once it has stopped)."""
+        if self.final_output is not None:
+            return self.final_output
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def server(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    ready: str = "/health/live",
+    timeout: float = 30.0,
+) -> Iterator[Server]:
+    """Start ``python -m <args>`` with ``{port}`` filled in, wait until ``ready``
+    answers, and always stop the whole process group."""
+    port = free_port()
+    command = [sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as log_file:
+        log = Path(log_file.name)
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    running = Server(port, process, log, full_env)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"{command} exited {process.returncode}:\n{running.output()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                running.get(ready)
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{command} did not answer in {timeout} s:\n{running.output()}"
+                )
+            time.sleep(0.05)
+        yield running
+    finally:
+        running.exit_code = stop(process)
+        running.final_output = log.read_text(errors="replace")
+        log.unlink(missing_ok=True)
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> int:
+    """SIGTERM the process group, then SIGKILL it if it lingers; return the exit code."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        return process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.wait(grace)

@@ -1,0 +1,82 @@
+"""Real uvicorn and gunicorn, started on 127.0.0.1: outcome changes reach every
+worker within one interval plus timeout, and checks run in workers, never the master."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Server, gunicorn, server, uvicorn
+
+pytestmark = pytest.mark.server
+
+INTERVAL, TIMEOUT = 0.5, 0.5
+# Scheduling slack on a shared 2-core machine; the property is interval + timeout.
+SLACK = 0.75
+
+SERVERS = {
+    "uvicorn-lifespan-on": uvicorn("tests.apps.flagged:asgi_app", "--lifespan", "on"),
+    "uvicorn-lifespan-off": uvicorn("tests.apps.flagged:asgi_app", "--lifespan", "off"),
+    "gunicorn-sync-preload": gunicorn(
+        "tests.apps.flagged:wsgi_app", *["-w", "2", "--preload", "-k", "sync"]
+    ),
+    "gunicorn-gthread-preload": gunicorn(
+        "tests.apps.flagged:wsgi_app", *["-w", "2", "--preload", "-k", "gthread", "--threads", "4"]
+    ),
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def flagged(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Server, Path, Path]]:
+    flag, runs = tmp_path / "flag", tmp_path / "runs"
+    args = SERVERS[request.param]
+    env = {
+        "HM_FLAG": str(flag),
+        "HM_RUNS": str(runs),
+        "HM_INTERVAL": str(INTERVAL),
+        "HM_TIMEOUT": str(TIMEOUT),
+    }
+    with server(args, env) as running:
+        yield running, flag, runs
+
+
+def _sample(running: Server, n: int) -> list[tuple[int, int]]:
+    """``n`` full reports on fresh connections: (HTTP status, pid of the worker)."""
+    seen = []
+    for _ in range(n):
+        response = running.get("/health")
+        entry = response.json()["checks"].get("flag:pid")
+        seen.append((response.status, entry[0]["observedValue"] if entry else 0))
+    return seen
+
+
+def _workers(running: Server) -> int:
+    return 2 if "gunicorn" in " ".join(running.process.args) else 1  # type: ignore[arg-type]
+
+
+def test_outcome_change_reaches_every_worker(flagged: tuple[Server, Path, Path]) -> None:
+    running, flag, runs = flagged
+    workers = _workers(running)
+    # Warm up: every worker has answered a passing report (each starts lazily or on lifespan).
+    deadline = time.monotonic() + 20
+    passing: set[int] = set()
+    while len(passing) < workers:
+        assert time.monotonic() < deadline, f"workers seen passing: {passing}"
+        passing |= {pid for status, pid in _sample(running, 4) if status == 200 and pid}
+        time.sleep(0.05)
+
+    for present, expected in ((True, 503), (False, 200)):
+        flag.touch() if present else flag.unlink()
+        time.sleep(INTERVAL + TIMEOUT + SLACK)
+        answers = _sample(running, 30)
+        assert {status for status, _ in answers} == {expected}, answers
+        assert len({pid for _, pid in answers}) == workers, answers
+
+    ran_in = {int(line) for line in runs.read_text().split()}
+    assert len(ran_in) == workers
+    if workers > 1:  # uvicorn without --workers serves in its one process
+        assert running.process.pid not in ran_in, "a check ran in the master process"
+    assert running.get("/").body.startswith(b"app:")
