@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,9 @@ from asgiref.typing import (
 )
 
 from health_middleware.health import Health
-from health_middleware.snapshot import METHOD_NOT_ALLOWED, Answers
+from health_middleware.prestop import Prestop
+from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
+from health_middleware.snapshot import Answers
 
 logger = logging.getLogger("health_middleware")
 
@@ -54,37 +57,52 @@ class HealthMiddleware:
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["type"] == "http":
-            answers = self.health.snapshot.answers.get(health_path(scope))
+            path = health_path(scope)
+            answers = self.health.snapshot.answers.get(path)
             if answers is not None:
-                await self._answer(answers, scope["method"], send)
+                if not self.health.activated:
+                    answers = await self._activate(path, answers)
+                if answers.prestop is None:
+                    await self._answer(answers, scope["method"], send)
+                else:
+                    await self._prestop(answers.prestop, scope, send)
                 return
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    async def _answer(self, answers: Answers, method: str, send: ASGISendCallable) -> None:
+    async def _activate(self, path: str, answers: Answers) -> Answers:
+        """The first health request of a process run without lifespan starts the
+        refresher (and with ``wait_first_round`` waits for its first round)."""
         health = self.health
-        if not health.activated:
-            health.start_on_loop()
-        stale = time.monotonic() > health.snapshot.valid_until
+        health.start_on_loop()
+        if health.wait_first_round:
+            await health.wait_first_round_async()
+        return health.snapshot.answers.get(path, answers)
+
+    async def _answer(self, answers: Answers, method: str, send: ASGISendCallable) -> None:
+        stale = time.monotonic() > self.health.snapshot.valid_until
         if stale:
-            health.revive()
+            self.health.revive()
         if method == "GET":
             response = answers.stale_get if stale else answers.get
         elif method == "HEAD":
             response = answers.stale_head if stale else answers.head
         else:
             response = METHOD_NOT_ALLOWED
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": list(response.headers),
-                "trailers": False,
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body, "more_body": False})
+        await _send(response, send)
+
+    async def _prestop(self, prestop: Prestop, scope: HTTPScope, send: ASGISendCallable) -> None:
+        if scope["method"] not in ("GET", "POST"):
+            response = prestop.not_allowed
+        elif prestop.authorised(_header(scope, b"authorization")):
+            self.health.drain()
+            await asyncio.sleep(prestop.delay)
+            response = prestop.done
+        else:
+            response = prestop.refused
+        await _send(response, send)
 
     async def _lifespan(
         self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -110,7 +128,7 @@ class HealthMiddleware:
             nonlocal answered_startup
             if message["type"] == "lifespan.startup.complete":
                 answered_startup = True
-                health.start_on_loop()
+                await self._start(health)
             elif message["type"] == "lifespan.startup.failed":
                 answered_startup = True
             await send(message)
@@ -125,10 +143,35 @@ class HealthMiddleware:
             return
         if not received_startup:
             await receive()
-        health.start_on_loop()
+        await self._start(health)
         await send({"type": "lifespan.startup.complete"})
         while (await receive())["type"] != "lifespan.shutdown":
             pass
         health.drain()
         await health.stop_async()
         await send({"type": "lifespan.shutdown.complete"})
+
+    @staticmethod
+    async def _start(health: Health) -> None:
+        health.start_on_loop()
+        if health.wait_first_round:
+            await health.wait_first_round_async()
+
+
+def _header(scope: HTTPScope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value
+    return None
+
+
+async def _send(response: Prepared, send: ASGISendCallable) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": list(response.headers),
+            "trailers": False,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body, "more_body": False})

@@ -25,16 +25,21 @@ from health_middleware.endpoint import (
 )
 from health_middleware.formats import renderer
 from health_middleware.pool import DaemonPool
+from health_middleware.prestop import Prestop
 from health_middleware.refresher import Refresher
 from health_middleware.report import Service
 from health_middleware.result import Outcome
 from health_middleware.snapshot import Snapshot, build
+from health_middleware.status import Status, aggregate
 
 logger = logging.getLogger("health_middleware")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _VERB = {"pass": "passing", "warn": "warning", "fail": "failing"}
+
+# on_change callbacks: (check name, or None for the whole; old status or None; new status)
+Listener = Callable[[str | None, Status | None, Status], object]
 
 
 def _optional_text(name: str, value: object) -> str | None:
@@ -78,11 +83,15 @@ class Health:
         status_case: str = "lower",
         stale_after: float = 10.0,
         max_threads: int = 8,
+        wait_first_round: bool = False,
+        drain_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if status_case not in ("lower", "upper"):
             raise ValueError("status_case must be 'lower' (pass) or 'upper' (PASS)")
-        if not isinstance(expose_errors, bool):
-            raise TypeError("expose_errors must be True or False")
+        if not isinstance(expose_errors, bool) or not isinstance(wait_first_round, bool):
+            raise TypeError("expose_errors and wait_first_round must be True or False")
+        self.wait_first_round = wait_first_round
+        self.drain_file = None if drain_file is None else os.fspath(drain_file)
         self.interval = seconds("interval", interval)
         self.timeout = seconds("timeout", timeout)
         self.stale_after = seconds("stale_after", stale_after)
@@ -102,6 +111,10 @@ class Health:
         self._states: dict[str, CheckState] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._draining = False
+        self._listeners: list[Listener] = []
+        self._overall: Status | None = None
+        self._first_round = threading.Event()
+        self._prestop: Prestop | None = None
         self._runtime: _Runtime | None = None
         self._lock = threading.Lock()
         # Read on the request path, so a plain attribute: has a start been asked for in
@@ -206,6 +219,13 @@ class Health:
             if name in self._states:
                 raise ValueError(f"a check named {name!r} is already registered")
             self._states = {**self._states, name: CheckState(check)}
+        if LIVE in check.tags and check.component_type == "datastore":
+            logger.warning(
+                "check %r is a datastore check tagged 'live': when the datastore is down, "
+                "every replica fails liveness and is restarted at once (a restart storm "
+                "that cannot fix the datastore); tag it 'ready' instead",
+                name,
+            )
         self.publish()
 
     def endpoint(
@@ -248,7 +268,9 @@ class Health:
             normalise_path(path), group, format, details, status_code_map(status_codes), drain
         )
         with self._lock:
-            if endpoint.path in self._endpoints:
+            if endpoint.path in self._endpoints or (
+                self._prestop is not None and endpoint.path == self._prestop.path
+            ):
                 raise ValueError(f"an endpoint at {endpoint.path!r} already exists")
             self._endpoints = {**self._endpoints, endpoint.path: endpoint}
 
@@ -267,30 +289,95 @@ class Health:
         return self._draining
 
     def drain(self) -> None:
-        """Fail readiness (and every endpoint made with ``drain=True``) from now on."""
+        """Fail readiness (and every endpoint made with ``drain=True``) from now on.
+        With ``drain_file`` set, the file is created so every worker drains."""
         if not self._draining:
             self._draining = True
             logger.info("draining: readiness now fails; liveness is unchanged")
+            if self.drain_file is not None:
+                try:
+                    with open(self.drain_file, "a"):
+                        pass
+                except OSError as exc:
+                    logger.error("could not create drain_file %r: %s", self.drain_file, exc)
         self.publish()
+
+    def poll_drain_file(self) -> None:
+        """Drain if another process created ``drain_file`` (called each refresher tick)."""
+        if self.drain_file is not None and not self._draining and os.path.exists(self.drain_file):
+            self.drain()
+
+    def prestop(self, token: str, *, path: str | None = None, delay: float = 5.0) -> None:
+        """Serve the pre-stop endpoint (default ``<base_path>/prestop``) for Kubernetes
+        ``preStop.httpGet``: a request with ``Authorization: Bearer <token>`` starts the
+        drain and is answered after ``delay`` seconds; any other gets 401."""
+        root = "" if self.base_path == "/" else self.base_path
+        config = Prestop(normalise_path(path or root + "/prestop"), token, delay)
+        with self._lock:
+            if config.path in self._endpoints:
+                raise ValueError(f"an endpoint at {config.path!r} already exists")
+            self._prestop = config
+        self.publish()
+
+    def on_change(self, callback: Listener) -> Listener:
+        """Call ``callback(name, old, new)`` on every status change of a check (its
+        name) and of the whole (``None``); ``old`` is None for the first result.
+        Callbacks run on the refresher; one that raises is logged and skipped."""
+        if not callable(callback):
+            raise TypeError("on_change needs a callable")
+        self._listeners.append(callback)
+        return callback
 
     def record(self, state: CheckState, outcome: Outcome) -> None:
         """Take a finished run (called by the refresher)."""
         change = state.record(outcome)
         if change is None:
             return
-        old, new = change
-        name = state.check.name
+        self._changed(state.check.name, *change, outcome.detail)
+        states = self._states.values()
+        if all(s.reported is not None for s in states):
+            overall = aggregate((s.check.critical, s.reported.status) for s in states if s.reported)
+            if overall != self._overall:
+                old, self._overall = self._overall, overall
+                self._changed(None, old, overall, None)
+
+    def _changed(self, name: str | None, old: Status | None, new: Status, why: str | None) -> None:
+        what = "the service" if name is None else f"check {name!r}"
         if new == "pass":
             log = logger.info if old is not None else logger.debug
-            log("check %r is passing%s", name, "" if old is None else f" (was {old})")
+            log("%s is passing%s", what, "" if old is None else f" (was {old})")
         else:
-            logger.warning("check %r is %s: %s", name, _VERB[new], outcome.detail)
+            logger.warning("%s is %s%s", what, _VERB[new], f": {why}" if why else "")
+        for listener in self._listeners:
+            try:
+                listener(name, old, new)
+            except Exception:
+                logger.exception("an on_change callback raised; it is skipped")
+
+    def first_round_done(self) -> bool:
+        """Whether a snapshot with every check's first result has been published."""
+        return self._first_round.is_set()
+
+    def first_round_bound(self) -> float:
+        """How long the first round can take: the longest timeout, plus a margin."""
+        return max((s.check.timeout for s in self._states.values()), default=0.0) + 1.0
+
+    async def wait_first_round_async(self) -> None:
+        deadline = time.monotonic() + self.first_round_bound()
+        while not self.first_round_done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+    def wait_first_round_sync(self) -> None:
+        if not self.first_round_done():
+            self._first_round.wait(self.first_round_bound())
 
     def publish(self) -> None:
         """Build a snapshot from the current state and swap it in."""
         with self._lock:
             valid_until = time.monotonic() + self.stale_after if self.activated else math.inf
             self.snapshot = self._build(valid_until)
+            if self.activated and all(s.reported is not None for s in self._states.values()):
+                self._first_round.set()
 
     def _build(self, valid_until: float) -> Snapshot:
         return build(
@@ -300,6 +387,7 @@ class Health:
             service=self.service,
             now=time.time(),
             valid_until=valid_until,
+            prestop=self._prestop,
         )
 
     # -- the refresher of this process -----------------------------------------------
@@ -380,6 +468,8 @@ class Health:
         self._runtime = None
         self.activated = False
         self._draining = False
+        self._overall = None
+        self._first_round = threading.Event()
         for state in self._states.values():
             state.reset()
         self.snapshot = self._build(math.inf)

@@ -76,6 +76,7 @@ class Refresher:
                         due = now + state.check.interval
                         self._due[name] = due
                     wake_at = min(wake_at, due)
+                health.poll_drain_file()
                 health.publish()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from health_middleware.check import Check, CheckState
-from health_middleware.endpoint import LIVE, STARTED, Endpoint
+from health_middleware.endpoint import ALL, LIVE, STARTED, Endpoint
 from health_middleware.result import Outcome
 from health_middleware.status import Status, aggregate
 
@@ -57,7 +57,11 @@ def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -
         )
     if endpoint.group == STARTED:
         return Report("pass", None, done)
-    status = aggregate((c.critical, o.status) for c, o in done)
+    # In the full report a non-critical failure degrades to warn; in a probe or tag
+    # group every counted check decides (a check tagged 'ready' that fails must fail
+    # readiness, or the tag would mean nothing).
+    softened = endpoint.group == ALL
+    status = aggregate((c.critical or not softened, o.status) for c, o in done)
     return Report(status, None if status == "pass" else _summary(done), done)
 
 

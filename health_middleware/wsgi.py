@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from health_middleware.health import Health
-from health_middleware.snapshot import METHOD_NOT_ALLOWED
+from health_middleware.prestop import Prestop
+from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -26,20 +27,36 @@ class WSGIHealthMiddleware:
         self.health = health
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        answers = self.health.snapshot.answers.get(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        answers = self.health.snapshot.answers.get(path)
         if answers is None:
             return self.app(environ, start_response)
         health = self.health
         if not health.activated:
             health.start_in_thread()
-        stale = time.monotonic() > health.snapshot.valid_until
-        if stale:
-            health.revive()
+            if health.wait_first_round:
+                health.wait_first_round_sync()
+                answers = health.snapshot.answers.get(path, answers)
+        if answers.prestop is not None:
+            response = self._prestop(answers.prestop, environ)
         # HEAD gets the GET response: a WSGI server drops the body of a HEAD
         # response itself (RFC 9110), and Content-Length then matches what was sent.
-        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        elif environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            stale = time.monotonic() > health.snapshot.valid_until
+            if stale:
+                health.revive()
             response = answers.stale_get if stale else answers.get
         else:
             response = METHOD_NOT_ALLOWED
         start_response(response.wsgi_status, list(response.wsgi_headers))
         return [response.body]
+
+    def _prestop(self, prestop: Prestop, environ: WSGIEnvironment) -> Prepared:
+        if environ.get("REQUEST_METHOD") not in ("GET", "POST"):
+            return prestop.not_allowed
+        header = environ.get("HTTP_AUTHORIZATION")
+        if not prestop.authorised(header.encode("latin-1") if header is not None else None):
+            return prestop.refused
+        self.health.drain()
+        time.sleep(prestop.delay)  # this worker waits; the drain reaches the others
+        return prestop.done

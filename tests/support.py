@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from health_middleware import HealthMiddleware
 
@@ -107,6 +109,39 @@ async def poll(
 
 
 # -- real servers --------------------------------------------------------------------
+
+
+REQUIRE_SERVICES = os.environ.get("HEALTH_MIDDLEWARE_REQUIRE_SERVICES") == "1"
+
+
+def require_or_skip(reason: str) -> None:
+    """A missing tool or service skips the test, except where CI requires them all."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"HEALTH_MIDDLEWARE_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def debian_tool(name: str, package: str) -> str:
+    """The path of a tool from Debian's packages, installing the package first where
+    this is a Debian machine and we are root (CI); otherwise skip (or fail in CI)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+        if subprocess.run(
+            install, env=env, capture_output=True, timeout=600, check=False
+        ).returncode:
+            subprocess.run(
+                ["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600, check=False
+            )
+            subprocess.run(install, env=env, capture_output=True, timeout=600, check=False)
+        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+        if found:
+            return found
+    require_or_skip(f"{name} is not installed and cannot be installed here (Debian: {package})")
+    raise AssertionError("unreachable")
 
 
 def uvicorn(app: str, *options: str) -> list[str]:

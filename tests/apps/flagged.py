@@ -1,7 +1,8 @@
 """A service whose one check fails while a flag file exists.
 
 Environment: HM_FLAG (the flag file), HM_RUNS (a file every run appends its pid
-to), HM_INTERVAL and HM_TIMEOUT (seconds).
+to), HM_INTERVAL and HM_TIMEOUT (seconds), HM_NAME (what the app's own route says),
+HM_TOKEN (enables the pre-stop endpoint), HM_DRAIN_FILE.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from health_middleware import CheckResult, Health, HealthMiddleware, WSGIHealthM
 FLAG = Path(os.environ.get("HM_FLAG", "/nonexistent/flag"))
 RUNS = os.environ.get("HM_RUNS")
 
+NAME = os.environ.get("HM_NAME", "app")
+
 health = Health(
     service_id="flagged",
     interval=float(os.environ.get("HM_INTERVAL", "0.5")),
     timeout=float(os.environ.get("HM_TIMEOUT", "0.5")),
+    drain_file=os.environ.get("HM_DRAIN_FILE"),
 )
+if os.environ.get("HM_TOKEN"):
+    health.prestop(os.environ["HM_TOKEN"], delay=float(os.environ.get("HM_PRESTOP_DELAY", "1")))
 
 
 @health.check("flag:pid", component_type="system")
@@ -33,7 +39,7 @@ def flag() -> CheckResult:
 
 
 def _body() -> bytes:
-    return f"app:{os.getpid()}".encode()
+    return f"{NAME}:{os.getpid()}".encode()
 
 
 def inner_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

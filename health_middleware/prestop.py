@@ -1,0 +1,52 @@
+"""The opt-in pre-stop endpoint for Kubernetes ``preStop.httpGet``: with the right
+bearer token it starts the drain, then answers after a delay, so the pod leaves the
+load balancers before the server stops accepting connections."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass, field
+
+import orjson
+
+from health_middleware.check import seconds
+from health_middleware.response import Prepared, prepare
+
+_TOKEN = re.compile(r"[\x21-\x7e]{16,}")
+_JSON = "application/health+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Prestop:
+    path: str
+    token: str = field(repr=False)
+    delay: float
+    done: Prepared = field(init=False, repr=False)
+    refused: Prepared = field(init=False, repr=False)
+    not_allowed: Prepared = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.token, str) or not _TOKEN.fullmatch(self.token):
+            raise ValueError(
+                "the pre-stop token must be at least 16 printable ASCII characters, no spaces"
+            )
+        object.__setattr__(self, "delay", float(seconds("pre-stop delay", self.delay)))
+        done, _ = prepare(200, _JSON, orjson.dumps({"status": "pass", "output": "drained"}))
+        refused, _ = prepare(
+            401,
+            _JSON,
+            orjson.dumps({"status": "fail", "output": "unauthorized"}),
+            [("www-authenticate", "Bearer")],
+        )
+        not_allowed, _ = prepare(
+            405, "text/plain; charset=utf-8", b"method not allowed\n", [("allow", "GET, POST")]
+        )
+        object.__setattr__(self, "done", done)
+        object.__setattr__(self, "refused", refused)
+        object.__setattr__(self, "not_allowed", not_allowed)
+
+    def authorised(self, authorization: bytes | None) -> bool:
+        """Constant-time comparison of an ``Authorization`` header with the token."""
+        expected = b"Bearer " + self.token.encode("ascii")
+        return hmac.compare_digest(authorization or b"", expected)
