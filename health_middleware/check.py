@@ -56,6 +56,8 @@ class Check:
     component_type: str
     failure_threshold: int
     success_threshold: int
+    component_id: str | None
+    affected_endpoints: tuple[str, ...]
 
     @classmethod
     def build(
@@ -70,6 +72,8 @@ class Check:
         component_type: object = "component",
         failure_threshold: object = 1,
         success_threshold: object = 1,
+        component_id: object = None,
+        affected_endpoints: Iterable[str] = (),
     ) -> Check:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(
@@ -88,6 +92,12 @@ class Check:
                 raise ValueError(f"check {name!r}: tag {tag!r} must be a simple word")
         if not isinstance(component_type, str) or not component_type:
             raise TypeError(f"check {name!r}: component_type must be a non-empty string")
+        if component_id is not None and not isinstance(component_id, str):
+            raise TypeError(f"check {name!r}: component_id must be a string")
+        if isinstance(affected_endpoints, str) or not all(
+            isinstance(e, str) for e in affected_endpoints
+        ):
+            raise TypeError(f"check {name!r}: affected_endpoints must be a collection of strings")
         return cls(
             name=name,
             fn=fn,
@@ -99,6 +109,8 @@ class Check:
             component_type=component_type,
             failure_threshold=count(f"check {name!r}: failure_threshold", failure_threshold),
             success_threshold=count(f"check {name!r}: success_threshold", success_threshold),
+            component_id=component_id,
+            affected_endpoints=tuple(affected_endpoints),
         )
 
 
@@ -109,7 +121,7 @@ class CheckState:
     """What this process knows of one check: the reported outcome (after flap
     damping), the run in flight, and counters. Written by the refresher only."""
 
-    __slots__ = ("check", "failures", "inflight", "passes", "reported", "runs")
+    __slots__ = ("check", "failures", "inflight", "last_success", "passes", "reported", "runs")
 
     def __init__(self, check: Check) -> None:
         self.check = check
@@ -117,6 +129,7 @@ class CheckState:
 
     def reset(self) -> None:
         self.reported: Outcome | None = None
+        self.last_success: float | None = None  # when a run last passed or warned
         self.inflight: Inflight | None = None
         self.failures = 0
         self.passes = 0
@@ -134,6 +147,7 @@ class CheckState:
         else:
             self.passes += 1
             self.failures = 0
+            self.last_success = outcome.time
         previous = self.reported
         if previous is None:
             self.reported = outcome

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from health_middleware.check import Check
 from health_middleware.status import Status
+
+if TYPE_CHECKING:
+    from health_middleware.formats.base import Format
 
 DEFAULT_STATUS_CODES: Mapping[Status, int] = MappingProxyType(
     {"pass": 200, "warn": 200, "fail": 503}
@@ -54,7 +58,7 @@ def status_code_map(codes: Mapping[str, int] | None) -> Mapping[Status, int]:
 class Endpoint:
     path: str
     group: str
-    format: str
+    format: Format
     details: bool
     status_codes: Mapping[Status, int]
     drain: bool

@@ -23,11 +23,11 @@ from health_middleware.endpoint import (
     normalise_path,
     status_code_map,
 )
-from health_middleware.formats import renderer
+from health_middleware.formats import Format, Info, resolve
 from health_middleware.pool import DaemonPool
 from health_middleware.prestop import Prestop
 from health_middleware.refresher import Refresher
-from health_middleware.report import Service
+from health_middleware.report import Report, Service, evaluate
 from health_middleware.result import Outcome
 from health_middleware.snapshot import Snapshot, build
 from health_middleware.status import Status, aggregate
@@ -46,6 +46,22 @@ def _optional_text(name: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{name} must be a string or None, got {type(value).__name__}")
     return value
+
+
+def _texts(name: str, values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{name} must be a collection of strings")
+    return tuple(values)
+
+
+def _links(links: Mapping[str, str] | None) -> Mapping[str, str]:
+    if links is None:
+        return {}
+    if not isinstance(links, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in links.items()
+    ):
+        raise TypeError("links must map relation names to URIs (strings)")
+    return dict(links)
 
 
 @dataclass
@@ -85,6 +101,10 @@ class Health:
         max_threads: int = 8,
         wait_first_round: bool = False,
         drain_file: str | os.PathLike[str] | None = None,
+        notes: Iterable[str] = (),
+        links: Mapping[str, str] | None = None,
+        format: str | Format = "ietf",  # the public option's name
+        info: Info | None = None,
     ) -> None:
         if status_case not in ("lower", "upper"):
             raise ValueError("status_case must be 'lower' (pass) or 'upper' (PASS)")
@@ -104,6 +124,8 @@ class Health:
             version=_optional_text("version", version),
             release_id=_optional_text("release_id", release_id),
             description=_optional_text("description", description),
+            notes=_texts("notes", notes),
+            links=_links(links),
             status_case=status_case,
             expose_errors=expose_errors,
             started_at=time.time(),
@@ -122,25 +144,22 @@ class Health:
         # "starting" snapshot never goes stale.
         self.activated = False
         root = "" if self.base_path == "/" else self.base_path
+        for path, group, details, drain in (
+            (self.base_path, ALL, True, False),
+            (root + "/live", LIVE, False, False),
+            (root + "/ready", READY, False, True),
+            (root + "/started", STARTED, False, False),
+        ):
+            self._add_endpoint(
+                path, group=group, format=format, details=details, status_codes=None, drain=drain
+            )
+        if info is not None and not isinstance(info, Info):
+            raise TypeError("info must be an Info(...) object")
         self._add_endpoint(
-            self.base_path, group=ALL, format="ietf", details=True, status_codes=None, drain=False
-        )
-        self._add_endpoint(
-            root + "/live", group=LIVE, format="ietf", details=False, status_codes=None, drain=False
-        )
-        self._add_endpoint(
-            root + "/ready",
-            group=READY,
-            format="ietf",
-            details=False,
-            status_codes=None,
-            drain=True,
-        )
-        self._add_endpoint(
-            root + "/started",
-            group=STARTED,
-            format="ietf",
-            details=False,
+            root + "/info",
+            group=ALL,
+            format=info or Info(),
+            details=True,
             status_codes=None,
             drain=False,
         )
@@ -167,6 +186,8 @@ class Health:
         component_type: str | None = None,
         failure_threshold: int = 1,
         success_threshold: int = 1,
+        component_id: str | None = None,
+        affected_endpoints: Iterable[str] = (),
     ) -> Callable[[F], F]:
         """Register the decorated function (sync or async, no arguments) as a check."""
 
@@ -181,6 +202,8 @@ class Health:
                 component_type=component_type,
                 failure_threshold=failure_threshold,
                 success_threshold=success_threshold,
+                component_id=component_id,
+                affected_endpoints=affected_endpoints,
             )
             return fn
 
@@ -198,6 +221,8 @@ class Health:
         component_type: str | None = None,
         failure_threshold: int = 1,
         success_threshold: int = 1,
+        component_id: str | None = None,
+        affected_endpoints: Iterable[str] = (),
     ) -> None:
         """Register ``fn`` as a check; the options are those of :meth:`check`.
         ``component_type`` defaults to the function's own ``component_type``
@@ -214,6 +239,8 @@ class Health:
             component_type=component_type,
             failure_threshold=failure_threshold,
             success_threshold=success_threshold,
+            component_id=component_id,
+            affected_endpoints=affected_endpoints,
         )
         with self._lock:
             if name in self._states:
@@ -233,7 +260,7 @@ class Health:
         path: str,
         *,
         group: str = ALL,
-        format: str = "ietf",  # the public option's name
+        format: str | Format = "ietf",  # the public option's name
         details: bool = True,
         status_codes: Mapping[str, int] | None = None,
         drain: bool = False,
@@ -258,14 +285,18 @@ class Health:
         path: str,
         *,
         group: str,
-        format: str,
+        format: str | Format,
         details: bool,
         status_codes: Mapping[str, int] | None,
         drain: bool,
     ) -> None:
-        renderer(format)  # refuses an unknown format now, not at the first request
         endpoint = Endpoint(
-            normalise_path(path), group, format, details, status_code_map(status_codes), drain
+            normalise_path(path),
+            group,
+            resolve(format),  # an unknown format is refused now, not at the first request
+            details,
+            status_code_map(status_codes),
+            drain,
         )
         with self._lock:
             if endpoint.path in self._endpoints or (
@@ -353,6 +384,10 @@ class Health:
                 listener(name, old, new)
             except Exception:
                 logger.exception("an on_change callback raised; it is skipped")
+
+    def report(self) -> Report:
+        """The full report (``base_path``'s) as of now, from the last recorded results."""
+        return evaluate(self._endpoints[self.base_path], self._states.values(), self._draining)
 
     def first_round_done(self) -> bool:
         """Whether a snapshot with every check's first result has been published."""

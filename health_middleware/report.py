@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from health_middleware.check import Check, CheckState
 from health_middleware.endpoint import ALL, LIVE, STARTED, Endpoint
 from health_middleware.result import Outcome
 from health_middleware.status import Status, aggregate
+
+Phase = Literal["serving", "starting", "draining", "stale"]
 
 STALE = "stale: the health refresher has not published in time"
 DRAINING = "draining"
@@ -22,21 +25,50 @@ class Service:
     version: str | None
     release_id: str | None
     description: str | None
+    notes: tuple[str, ...]
+    links: Mapping[str, str]
     status_case: str
     expose_errors: bool
     started_at: float
 
 
 @dataclass(frozen=True, slots=True)
+class Counted:
+    """One check as an endpoint counts it."""
+
+    check: Check
+    outcome: Outcome
+    last_success: float | None
+
+    @property
+    def name(self) -> str:
+        return self.check.name
+
+    @property
+    def status(self) -> Status:
+        return self.outcome.status
+
+    def output(self, service: Service) -> str | None:
+        """What may be published of why it is not passing."""
+        return self.outcome.detail if service.expose_errors else self.outcome.output
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     status: Status
     output: str | None
-    checks: tuple[tuple[Check, Outcome], ...]
+    checks: tuple[Counted, ...]
+    phase: Phase = "serving"
+
+    @property
+    def stale(self) -> bool:
+        """The health machinery itself failed to publish in time."""
+        return self.phase == "stale"
 
 
-def _summary(checks: Iterable[tuple[Check, Outcome]]) -> str | None:
-    failing = [c.name for c, o in checks if o.status == "fail"]
-    warning = [c.name for c, o in checks if o.status == "warn"]
+def _summary(checks: Iterable[Counted]) -> str | None:
+    failing = [c.name for c in checks if c.status == "fail"]
+    warning = [c.name for c in checks if c.status == "warn"]
     parts = []
     if failing:
         parts.append("failing: " + ", ".join(failing))
@@ -47,23 +79,24 @@ def _summary(checks: Iterable[tuple[Check, Outcome]]) -> str | None:
 
 def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -> Report:
     counted = [s for s in states if endpoint.counts(s.check)]
-    done = tuple((s.check, s.reported) for s in counted if s.reported is not None)
+    done = tuple(
+        Counted(s.check, s.reported, s.last_success) for s in counted if s.reported is not None
+    )
     if draining and endpoint.drain:
-        return Report("fail", DRAINING, done)
+        return Report("fail", DRAINING, done, "draining")
     pending = len(counted) - len(done)
     if pending and endpoint.group != LIVE:
-        return Report(
-            "fail", f"starting: {pending} of {len(counted)} checks have not completed yet", done
-        )
+        output = f"starting: {pending} of {len(counted)} checks have not completed yet"
+        return Report("fail", output, done, "starting")
     if endpoint.group == STARTED:
         return Report("pass", None, done)
     # In the full report a non-critical failure degrades to warn; in a probe or tag
     # group every counted check decides (a check tagged 'ready' that fails must fail
     # readiness, or the tag would mean nothing).
     softened = endpoint.group == ALL
-    status = aggregate((c.critical or not softened, o.status) for c, o in done)
+    status = aggregate((c.check.critical or not softened, c.status) for c in done)
     return Report(status, None if status == "pass" else _summary(done), done)
 
 
 def stale() -> Report:
-    return Report("fail", STALE, ())
+    return Report("fail", STALE, (), "stale")

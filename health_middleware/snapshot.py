@@ -11,7 +11,6 @@ from types import MappingProxyType
 
 from health_middleware.check import CheckState
 from health_middleware.endpoint import Endpoint
-from health_middleware.formats import renderer
 from health_middleware.prestop import Prestop
 from health_middleware.report import Service, evaluate, stale
 from health_middleware.response import Prepared, prepare
@@ -50,14 +49,10 @@ def build(
             refused, refused, refused, refused, prestop
         )
     for endpoint in endpoints:
-        render = renderer(endpoint.format)
-        report = evaluate(endpoint, states, draining)
-        get, head = prepare(
-            endpoint.status_codes[report.status], *render(report, endpoint, service, now)
-        )
-        stale_get, stale_head = prepare(
-            endpoint.status_codes["fail"], *render(stale(), endpoint, service, now)
-        )
+        fresh = endpoint.format.render(evaluate(endpoint, states, draining), endpoint, service, now)
+        get, head = prepare(fresh.status, fresh.content_type, fresh.body)
+        old = endpoint.format.render(stale(), endpoint, service, now)
+        stale_get, stale_head = prepare(old.status, old.content_type, old.body)
         entry = Answers(get, head, stale_get, stale_head)
         answers[endpoint.path] = entry
         if endpoint.path != "/":

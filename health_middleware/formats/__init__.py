@@ -1,22 +1,57 @@
-"""Response formats. Each renders a :class:`Report` into ``(content_type, body)``
-ahead of time, when a snapshot is built; a request never serialises."""
+"""Response formats. A format renders a report into a finished response ahead of
+time, when a snapshot is built: every format costs a request the same.
+
+``format=`` takes a name (``"ietf"``, ``"microprofile"``, ``"spring"``,
+``"envelope"``, ``"text"``, ``"openmetrics"``) or a format object for options, e.g.
+``Envelope(ok="服务正常运行")`` or ``MicroProfile(version="1.0")``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from health_middleware.endpoint import Endpoint
-from health_middleware.formats import ietf
-from health_middleware.report import Report, Service
+from health_middleware.formats.base import Format, Rendered, status_code
+from health_middleware.formats.envelope import Envelope
+from health_middleware.formats.ietf import Ietf
+from health_middleware.formats.info import Info
+from health_middleware.formats.microprofile import MicroProfile
+from health_middleware.formats.openmetrics import HealthCollector, OpenMetrics
+from health_middleware.formats.spring import Spring
+from health_middleware.formats.text import Text
 
-Renderer = Callable[[Report, Endpoint, Service, float], tuple[str, bytes]]
-
-RENDERERS: dict[str, Renderer] = {
-    "ietf": ietf.render,
+NAMED: dict[str, Callable[[], Format]] = {
+    "ietf": Ietf,
+    "microprofile": MicroProfile,
+    "spring": Spring,
+    "envelope": Envelope,
+    "text": Text,
+    "openmetrics": OpenMetrics,
 }
 
 
-def renderer(name: object) -> Renderer:
-    if not isinstance(name, str) or name not in RENDERERS:
-        raise ValueError(f"unknown format {name!r}: choose one of {sorted(RENDERERS)}")
-    return RENDERERS[name]
+def resolve(format: object) -> Format:  # the public option's name
+    """A format object for a name or an object; refuse anything else at once."""
+    if isinstance(format, str):
+        if format not in NAMED:
+            raise ValueError(f"unknown format {format!r}: choose one of {sorted(NAMED)}")
+        return NAMED[format]()
+    if not callable(getattr(format, "render", None)):
+        raise TypeError(f"format must be a name or a format object, got {type(format).__name__}")
+    return format  # type: ignore[return-value]  # checked: it has a render method
+
+
+__all__ = [
+    "NAMED",
+    "Envelope",
+    "Format",
+    "HealthCollector",
+    "Ietf",
+    "Info",
+    "MicroProfile",
+    "OpenMetrics",
+    "Rendered",
+    "Spring",
+    "Text",
+    "resolve",
+    "status_code",
+]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from health_middleware.check import Check
 from health_middleware.endpoint import Endpoint
-from health_middleware.report import Report, Service
-from health_middleware.result import Outcome
+from health_middleware.formats.base import Rendered, status_code
+from health_middleware.report import Counted, Report, Service
 from health_middleware.timefmt import iso_utc
 
 CONTENT_TYPE = "application/health+json"
@@ -19,19 +19,23 @@ def _case(status: str, service: Service) -> str:
     return status.upper() if service.status_case == "upper" else status
 
 
-def _check_entry(check: Check, outcome: Outcome, service: Service) -> dict[str, Any]:
+def _check_entry(counted: Counted, service: Service) -> dict[str, Any]:
+    outcome, check = counted.outcome, counted.check
     entry: dict[str, Any] = {"status": _case(outcome.status, service)}
-    if outcome.component_id is not None:
-        entry["componentId"] = outcome.component_id
+    component_id = outcome.component_id or check.component_id
+    if component_id is not None:
+        entry["componentId"] = component_id
     entry["componentType"] = check.component_type
     if outcome.observed_value is not None:
         entry["observedValue"] = outcome.observed_value
     if outcome.observed_unit is not None:
         entry["observedUnit"] = outcome.observed_unit
-    if outcome.status != "pass" and outcome.affected_endpoints:
-        entry["affectedEndpoints"] = list(outcome.affected_endpoints)
+    if outcome.status != "pass":
+        affected = outcome.affected_endpoints or check.affected_endpoints
+        if affected:
+            entry["affectedEndpoints"] = list(affected)
     entry["time"] = iso_utc(outcome.time)
-    output = outcome.detail if service.expose_errors else outcome.output
+    output = counted.output(service)
     if outcome.status != "pass" and output:
         entry["output"] = output
     if outcome.links:
@@ -39,19 +43,26 @@ def _check_entry(check: Check, outcome: Outcome, service: Service) -> dict[str, 
     return entry
 
 
-def render(report: Report, endpoint: Endpoint, service: Service, now: float) -> tuple[str, bytes]:
-    doc: dict[str, Any] = {"status": _case(report.status, service)}
-    if endpoint.details:
-        for key, value in (
-            ("version", service.version),
-            ("releaseId", service.release_id),
-            ("serviceId", service.service_id),
-            ("description", service.description),
-        ):
-            if value is not None:
-                doc[key] = value
-    if report.output is not None:
-        doc["output"] = report.output
-    if endpoint.details:
-        doc["checks"] = {c.name: [_check_entry(c, o, service)] for c, o in report.checks}
-    return CONTENT_TYPE, orjson.dumps(doc)
+@dataclass(frozen=True, slots=True)
+class Ietf:
+    """The IETF health check response; ``status_case`` is a ``Health`` option."""
+
+    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+        doc: dict[str, Any] = {"status": _case(report.status, service)}
+        if endpoint.details:
+            for key, value in (
+                ("version", service.version),
+                ("releaseId", service.release_id),
+                ("serviceId", service.service_id),
+                ("description", service.description),
+            ):
+                if value is not None:
+                    doc[key] = value
+            if service.notes:
+                doc["notes"] = list(service.notes)
+        if report.output is not None:
+            doc["output"] = report.output
+        if endpoint.details:
+            doc["checks"] = {c.name: [_check_entry(c, service)] for c in report.checks}
+            doc["links"] = {"self": endpoint.path, **service.links}
+        return Rendered(status_code(report, endpoint), CONTENT_TYPE, orjson.dumps(doc))

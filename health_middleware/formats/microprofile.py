@@ -1,0 +1,63 @@
+"""MicroProfile Health: version 4 (``status``/``status``) and, as an option, the 1.0
+shape of seed 002 (``outcome``/``state``). 200 up, 503 down, and 500 when the health
+machinery itself failed (the refresher did not publish in time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from health_middleware.endpoint import Endpoint
+from health_middleware.formats.base import Rendered, status_code
+from health_middleware.report import Counted, Report, Service
+from health_middleware.timefmt import iso_utc
+
+CONTENT_TYPE = "application/json"
+
+
+def _data_value(value: Any) -> str | bool | int | float:
+    """MicroProfile data values are strings, booleans or numbers."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def data(counted: Counted, service: Service) -> dict[str, Any]:
+    """A check's details as flat key/value pairs (shared with the Spring format)."""
+    outcome = counted.outcome
+    result: dict[str, Any] = {"componentType": counted.check.component_type}
+    if outcome.observed_value is not None:
+        result["observedValue"] = _data_value(outcome.observed_value)
+    if outcome.observed_unit is not None:
+        result["observedUnit"] = outcome.observed_unit
+    result["time"] = iso_utc(outcome.time)
+    output = counted.output(service)
+    if outcome.status != "pass" and output:
+        result["output"] = output
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class MicroProfile:
+    version: str = "4.0"
+
+    def __post_init__(self) -> None:
+        if self.version not in ("4.0", "1.0"):
+            raise ValueError("MicroProfile version must be '4.0' or '1.0'")
+
+    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+        whole, each = ("status", "status") if self.version == "4.0" else ("outcome", "state")
+        checks = []
+        if endpoint.details:
+            for counted in report.checks:
+                entry: dict[str, Any] = {
+                    "name": counted.name,
+                    each: "DOWN" if counted.status == "fail" else "UP",
+                    "data": {"status": counted.status, **data(counted, service)},
+                }
+                checks.append(entry)
+        doc = {whole: "DOWN" if report.status == "fail" else "UP", "checks": checks}
+        status = 500 if report.stale else status_code(report, endpoint)
+        return Rendered(status, CONTENT_TYPE, orjson.dumps(doc))
