@@ -106,3 +106,17 @@ def test_demo_serves_prints_urls_and_stops_cleanly_on_ctrl_c() -> None:
     assert process.returncode == 0, output
     assert f"curl -i {base}/health/ready" in output
     assert "Traceback" not in output
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "health-middleware"
+    assert script.exists(), "pip install should have created the health-middleware script"
+    result = subprocess.run(
+        [str(script), "probe", f"http://127.0.0.1:{free_port()}/health", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "no answer" in result.stderr

@@ -29,7 +29,7 @@ def test_starlette_lifespan_state_survives_wrapping() -> None:
 def test_django_asgi_starts_with_lifespan_on() -> None:
     args = uvicorn("tests.apps.django_asgi:app", "--lifespan", "on")
     with server(args) as running:
-        assert running.get("/").body == b"hello from django"
+        assert running.get("/").body == b"django"
         _until_passing(running)
         assert running.get("/health/ready").status == 200
     assert "Application startup failed" not in running.output()

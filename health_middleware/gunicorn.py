@@ -1,0 +1,42 @@
+"""A gunicorn hook that wraps each worker's app, for every worker class.
+
+In your own ``gunicorn.conf.py``::
+
+    from health_middleware.gunicorn import post_worker_init
+
+or with no config file of your own: ``gunicorn -c python:health_middleware.gunicorn
+proj.wsgi:application``. The ``Health`` comes from ``HEALTH_MIDDLEWARE_HEALTH``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from health_middleware.asgi import HealthMiddleware
+from health_middleware.loading import health_from_environment, interface
+from health_middleware.wsgi import WSGIHealthMiddleware
+
+_ASGI_WORKERS = ("gunicorn.workers.gasgi", "uvicorn")
+
+
+def _serves_asgi(worker: Any, app: Any) -> bool:
+    for cls in type(worker).__mro__:
+        if cls.__module__.startswith(_ASGI_WORKERS):
+            return True
+    return interface(app) == "asgi"
+
+
+def post_worker_init(worker: Any) -> None:
+    """Runs in each worker after it loaded the app, before it serves."""
+    # gunicorn's own ASGI worker keeps the app in .asgi; every other worker in .wsgi.
+    attribute = "asgi" if hasattr(worker, "asgi") else "wsgi"
+    app = getattr(worker, attribute)
+    if isinstance(app, HealthMiddleware | WSGIHealthMiddleware):
+        return
+    health = health_from_environment()
+    wrapped = (
+        HealthMiddleware(app, health)
+        if _serves_asgi(worker, app)
+        else WSGIHealthMiddleware(app, health)
+    )
+    setattr(worker, attribute, wrapped)
