@@ -121,6 +121,25 @@ def require_or_skip(reason: str) -> None:
     pytest.skip(reason)
 
 
+def service(name: str, port: int) -> int:
+    """The port of a local service (PostgreSQL, MariaDB, Redis, RabbitMQ) that answers on
+    127.0.0.1; skip the test where it does not (fail where CI requires the services)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError as exc:
+        require_or_skip(f"{name} is not reachable on 127.0.0.1:{port} ({exc})")
+    return port
+
+
+def open_sockets() -> int:
+    """How many sockets this process has open (Linux)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
 def debian_tool(name: str, package: str) -> str:
     """The path of a tool from Debian's packages, installing the package first where
     this is a Debian machine and we are root (CI); otherwise skip (or fail in CI)."""

@@ -1,0 +1,323 @@
+"""The built-in checks against the real servers on this machine, through real outages.
+
+A fault-injecting proxy sits between each check and its server: cut, the check fails
+within its timeout; healed, it passes within one interval; black-holed (accepts, never
+answers), it fails by its own timeout with no growth in threads, tasks or sockets.
+1,000 runs leave each server's connection count where it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from health_middleware import Health, HealthMiddleware, checks
+from tests.faultproxy import FaultProxy, fault_proxy
+from tests.support import call, open_sockets, server, service, uvicorn
+from tests.test_asgi import plain_app
+
+pytestmark = pytest.mark.server
+
+PG, MARIADB, REDIS, RABBITMQ = 5432, 3306, 6379, 5672
+Factory = Callable[[int, float], Any]  # (port, timeout) -> check function
+
+
+def pg_dsn(port: int) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/test"
+
+
+def mariadb_connect(port: int, timeout: float) -> Callable[[], Any]:
+    import pymysql
+
+    return lambda: pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        user="root",
+        password="",
+        database="test",
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+    )
+
+
+def psycopg_connect(port: int, timeout: float) -> Callable[[], Any]:
+    import psycopg
+
+    return lambda: psycopg.connect(pg_dsn(port), connect_timeout=max(2, int(timeout)))
+
+
+def sqlalchemy_engine(url: str, asynchronous: bool = False) -> Any:
+    import sqlalchemy
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    return create_async_engine(url) if asynchronous else sqlalchemy.create_engine(url)
+
+
+FACTORIES: dict[str, tuple[int, Factory]] = {
+    "postgres-dsn-async": (PG, lambda p, t: checks.postgres(pg_dsn(p), timeout=t)),
+    "postgres-dbapi-sync": (PG, lambda p, t: checks.dbapi(psycopg_connect(p, t))),
+    "mariadb-dbapi-sync": (MARIADB, lambda p, t: checks.dbapi(mariadb_connect(p, t))),
+    "redis-url-async": (REDIS, lambda p, t: checks.redis(f"redis://127.0.0.1:{p}/0", timeout=t)),
+    "redis-client-sync": (
+        REDIS,
+        lambda p, t: checks.redis(
+            __import__("redis").Redis(
+                host="127.0.0.1", port=p, socket_timeout=t, socket_connect_timeout=t
+            )
+        ),
+    ),
+    "rabbitmq-amqp-sync": (
+        RABBITMQ,
+        lambda p, t: checks.amqp(f"amqp://guest:guest@127.0.0.1:{p}/%2F", timeout=t),
+    ),
+    "tcp-async": (REDIS, lambda p, t: checks.tcp("127.0.0.1", p, timeout=t)),
+}
+NAMES = {PG: "PostgreSQL", MARIADB: "MariaDB", REDIS: "Redis", RABBITMQ: "RabbitMQ"}
+
+
+def run(check: Any) -> Any:
+    return asyncio.run(check()) if inspect.iscoroutinefunction(check) else check()
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_passes_against_the_real_server(name: str) -> None:
+    port, factory = FACTORIES[name]
+    service(NAMES[port], port)
+    result = run(factory(port, 2.0))
+    assert result.status == "pass"
+    assert result.observed_unit == "ms"
+    assert result.observed_value >= 0
+
+
+def test_pools_and_clients_against_the_real_servers() -> None:
+    import psycopg_pool
+    import redis
+    import redis.asyncio
+
+    service("PostgreSQL", PG)
+    service("Redis", REDIS)
+    service("MariaDB", MARIADB)
+
+    with psycopg_pool.ConnectionPool(pg_dsn(PG), min_size=1, max_size=2, open=True) as pool:
+        assert checks.postgres(pool)().status == "pass"
+
+    async def asynchronous() -> list[str]:
+        async with psycopg_pool.AsyncConnectionPool(pg_dsn(PG), min_size=1, open=False) as pool:
+            first = await checks.postgres(pool)()
+        client = redis.asyncio.Redis(host="127.0.0.1", port=REDIS)
+        second = await checks.redis(client)()
+        await client.aclose()
+        engine = sqlalchemy_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test", True)
+        third = await checks.sqlalchemy(engine)()
+        await engine.dispose()
+        return [first.status, second.status, third.status]
+
+    assert asyncio.run(asynchronous()) == ["pass"] * 3
+    for url in (
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        "mysql+pymysql://root@127.0.0.1:3306/test",
+    ):
+        engine = sqlalchemy_engine(url)
+        check = checks.sqlalchemy(engine)
+        assert check.component_type == "datastore"  # type: ignore[attr-defined]
+        assert check().status == "pass"
+        engine.dispose()
+    assert checks.dbapi(lambda: sqlite3.connect(":memory:"))().status == "pass"
+
+
+def test_host_checks(tmp_path: Path) -> None:
+    assert checks.disk(tmp_path)().observed_unit == "percent"
+    assert checks.disk(tmp_path, warn=0.001, fail=100)().status in ("warn", "fail")
+    assert checks.memory()().observed_value > 1
+    assert checks.memory(fail_mib=1)().status == "fail"
+    lag = asyncio.run(checks.event_loop_lag()())
+    assert lag.status == "pass"
+    assert lag.observed_unit == "ms"
+
+    async def blocked() -> Any:
+        check = asyncio.ensure_future(checks.event_loop_lag(warn=0.05, fail=0.1)())
+        await asyncio.sleep(0)
+        time.sleep(0.15)  # the app blocks its loop
+        return await check
+
+    assert asyncio.run(blocked()).status == "fail"
+    with pytest.raises(ValueError, match="percentage"):
+        checks.disk(warn=0)
+    with pytest.raises(ValueError, match="not be above"):
+        checks.disk(warn=95, fail=90)
+
+
+def test_http_check(tmp_path: Path) -> None:
+    import httpx
+
+    flag = tmp_path / "flag"
+    with server(
+        uvicorn("tests.apps.flagged:asgi_app"), {"HM_FLAG": str(flag), "HM_INTERVAL": "0.1"}
+    ) as running:
+        base = f"http://127.0.0.1:{running.port}"
+        assert run(checks.http(f"{base}/")).status == "pass"
+        with httpx.Client() as client:
+            assert checks.http(f"{base}/", client=client)().status == "pass"
+        flag.touch()
+        deadline = time.monotonic() + 5
+        while (result := run(checks.http(f"{base}/health/ready"))).status == "pass":
+            assert time.monotonic() < deadline
+        assert result.output == "HTTP 503"
+        assert run(checks.http(f"{base}/health/ready", expect={200, 503})).status == "pass"
+    with pytest.raises(TypeError, match="httpx"):
+        checks.http("http://x", client=object())
+
+
+OUTAGE_INTERVAL, OUTAGE_TIMEOUT = 0.2, 0.5
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[FaultProxy, Any]]:
+    port, factory = FACTORIES[request.param]
+    service(NAMES[port], port)
+    with fault_proxy(port) as proxy:
+        yield proxy, factory(proxy.port, OUTAGE_TIMEOUT / 2)
+
+
+def test_cut_fails_within_the_timeout_and_heal_passes_within_an_interval(
+    proxied: tuple[FaultProxy, Any],
+) -> None:
+    proxy, check = proxied
+    health = Health(interval=OUTAGE_INTERVAL, timeout=OUTAGE_TIMEOUT)
+    health.add_check("dependency", check)
+    app = HealthMiddleware(plain_app, health)
+
+    async def scenario() -> tuple[float, float]:
+        async def status() -> str:
+            doc = (await call(app, "/health")).json()
+            return str(doc["checks"]["dependency"][0]["status"]) if doc["checks"] else "none"
+
+        async def until(wanted: str, bound: float) -> float:
+            started = time.monotonic()
+            while await status() != wanted:
+                assert time.monotonic() - started < bound + 5, f"never {wanted}"
+                await asyncio.sleep(0.01)
+            return time.monotonic() - started
+
+        await until("pass", 10)
+        proxy.cut()
+        to_fail = await until("fail", OUTAGE_INTERVAL + OUTAGE_TIMEOUT)
+        proxy.heal()
+        to_pass = await until("pass", OUTAGE_INTERVAL + OUTAGE_TIMEOUT)
+        await health.stop_async()
+        return to_fail, to_pass
+
+    to_fail, to_pass = asyncio.run(scenario())
+    slack = 0.75  # a shared 2-core machine
+    assert to_fail < OUTAGE_INTERVAL + OUTAGE_TIMEOUT + slack
+    assert to_pass < OUTAGE_INTERVAL + OUTAGE_TIMEOUT + slack
+
+
+BLACKHOLE_RUNS, BLACKHOLE_TIMEOUT = 100, 0.05
+
+
+def test_a_black_hole_fails_by_timeout_without_leaking(proxied: tuple[FaultProxy, Any]) -> None:
+    proxy, _ = proxied
+    name = next(n for n, (p, f) in FACTORIES.items() if p == proxy.upstream_port)
+    factory = FACTORIES[name][1]
+    if name.startswith("tcp"):
+        pytest.skip("a TCP connect succeeds against a black hole: the handshake is all it checks")
+    check = factory(proxy.port, BLACKHOLE_TIMEOUT)
+    proxy.blackhole()
+    threads, sockets = threading.active_count(), open_sockets()
+
+    async def runs() -> tuple[int, int]:
+        failures = 0
+        for _ in range(BLACKHOLE_RUNS):
+            try:
+                if inspect.iscoroutinefunction(check):
+                    await check()
+                else:
+                    await asyncio.to_thread(check)
+            except Exception:
+                failures += 1
+        await asyncio.sleep(0.05)
+        return failures, len(asyncio.all_tasks())
+
+    started = time.monotonic()
+    failures, tasks = asyncio.run(runs())
+    elapsed = time.monotonic() - started
+    assert failures == BLACKHOLE_RUNS
+    assert tasks == 1  # only the test's own
+    assert elapsed < BLACKHOLE_RUNS * BLACKHOLE_TIMEOUT * 20  # each run ended by its timeout
+    assert threading.active_count() <= threads + 1  # asyncio.to_thread's one worker
+    assert open_sockets() <= sockets + 1
+
+
+def pg_connections() -> int:
+    import psycopg
+
+    with psycopg.connect(pg_dsn(PG), autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = 'test' AND pid <> pg_backend_pid()"
+        ).fetchone()
+        return int(row[0]) if row else -1
+
+
+def mariadb_connections() -> int:
+    admin = mariadb_connect(MARIADB, 5)()
+    try:
+        cursor = admin.cursor()
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
+        )
+        return int(cursor.fetchone()[0])
+    finally:
+        admin.close()
+
+
+def redis_connections() -> int:
+    import redis
+
+    admin = redis.Redis(host="127.0.0.1", port=REDIS)
+    try:
+        return len(admin.client_list()) - 1
+    finally:
+        admin.close()
+
+
+COUNTERS: dict[str, tuple[int, Callable[[], int]]] = {
+    "postgres-dsn-async": (PG, pg_connections),
+    "postgres-dbapi-sync": (PG, pg_connections),
+    "mariadb-dbapi-sync": (MARIADB, mariadb_connections),
+    "redis-url-async": (REDIS, redis_connections),
+    "redis-client-sync": (REDIS, redis_connections),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTERS))
+def test_a_thousand_runs_leave_the_server_connection_count_unchanged(name: str) -> None:
+    port, counter = COUNTERS[name]
+    service(NAMES[port], port)
+    check = FACTORIES[name][1](port, 2.0)
+    assert run(check).status == "pass"  # a client of the user's may keep one connection
+    before, sockets = counter(), open_sockets()
+
+    async def runs() -> int:
+        passed = 0
+        for _ in range(1000):
+            result = await check() if inspect.iscoroutinefunction(check) else check()
+            passed += result.status == "pass"
+        return passed
+
+    assert asyncio.run(runs()) == 1000
+    deadline = time.monotonic() + 5  # the server may take a moment to reap a backend
+    while (after := counter()) > before:
+        assert time.monotonic() < deadline, f"{before} connections before, {after} after"
+        time.sleep(0.05)
+    assert open_sockets() <= sockets + 1  # a client's pooled connection at most
