@@ -21,11 +21,12 @@ from asgiref.typing import (
 )
 
 from health_middleware.health import Health
-from health_middleware.prestop import Prestop
+from health_middleware.prestop import Prestop, bearer_matches
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
 from health_middleware.snapshot import Answers
 
 logger = logging.getLogger("health_middleware")
+_monotonic = time.monotonic
 
 
 def health_path(scope: HTTPScope) -> str:
@@ -56,53 +57,85 @@ class HealthMiddleware:
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        # The hot path: for any request one dict lookup; for a probe, a clock read and
+        # two sends of prepared data. Everything else is in the slow helpers.
         if scope["type"] == "http":
-            path = health_path(scope)
-            answers = self.health.snapshot.answers.get(path)
+            path = scope["path"]
+            root = scope.get("root_path")
+            if root:
+                path = health_path(scope)
+            snapshot = self.health.snapshot
+            answers = snapshot.answers.get(path)
             if answers is not None:
-                if not self.health.activated:
-                    answers = await self._activate(path, answers)
-                if answers.prestop is None:
-                    await self._answer(answers, scope["method"], send)
+                # Not yet started, stale, or the pre-stop action: the slow path.
+                if not answers.special and _monotonic() <= snapshot.valid_until:
+                    method = scope["method"]
+                    if method == "GET":
+                        response = answers.get
+                    elif method == "HEAD":
+                        response = answers.head
+                    else:
+                        response = METHOD_NOT_ALLOWED
                 else:
-                    await self._prestop(answers.prestop, scope, send)
+                    response = await self._slow(path, answers, scope)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": list(response.headers),
+                        "trailers": False,
+                    }
+                )
+                await send(
+                    {"type": "http.response.body", "body": response.body, "more_body": False}
+                )
                 return
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    async def _activate(self, path: str, answers: Answers) -> Answers:
-        """The first health request of a process run without lifespan starts the
-        refresher (and with ``wait_first_round`` waits for its first round)."""
+    async def _slow(self, path: str, answers: Answers, scope: HTTPScope) -> Prepared:
+        """The first request of a process run without lifespan starts the refresher
+        (and with ``wait_first_round`` waits for its first round); the pre-stop endpoint
+        acts rather than answers."""
         health = self.health
-        health.start_on_loop()
-        if health.wait_first_round:
-            await health.wait_first_round_async()
-        return health.snapshot.answers.get(path, answers)
-
-    async def _answer(self, answers: Answers, method: str, send: ASGISendCallable) -> None:
-        stale = time.monotonic() > self.health.snapshot.valid_until
+        if not health.activated:
+            health.start_on_loop()
+            if health.wait_first_round:
+                await health.wait_first_round_async()
+        snapshot = health.snapshot
+        answers = snapshot.answers.get(path, answers)
+        if answers.prestop is not None:
+            return await self._prestop(answers.prestop, scope)
+        detailed, token = answers.detailed, answers.token
+        if (
+            detailed is not None
+            and token is not None
+            and bearer_matches(_header(scope, b"authorization"), token)
+        ):
+            answers = detailed
+        stale = _monotonic() > snapshot.valid_until
         if stale:
-            self.health.revive()
-        if method == "GET":
-            response = answers.stale_get if stale else answers.get
-        elif method == "HEAD":
-            response = answers.stale_head if stale else answers.head
-        else:
-            response = METHOD_NOT_ALLOWED
-        await _send(response, send)
+            health.revive()
+        return self._pick(answers, scope["method"], stale)
 
-    async def _prestop(self, prestop: Prestop, scope: HTTPScope, send: ASGISendCallable) -> None:
+    @staticmethod
+    def _pick(answers: Answers, method: str, stale: bool) -> Prepared:
+        if method == "GET":
+            return answers.stale_get if stale else answers.get
+        if method == "HEAD":
+            return answers.stale_head if stale else answers.head
+        return METHOD_NOT_ALLOWED
+
+    async def _prestop(self, prestop: Prestop, scope: HTTPScope) -> Prepared:
         if scope["method"] not in ("GET", "POST"):
-            response = prestop.not_allowed
-        elif prestop.authorised(_header(scope, b"authorization")):
+            return prestop.not_allowed
+        if prestop.authorised(_header(scope, b"authorization")):
             self.health.drain()
             await asyncio.sleep(prestop.delay)
-            response = prestop.done
-        else:
-            response = prestop.refused
-        await _send(response, send)
+            return prestop.done
+        return prestop.refused
 
     async def _lifespan(
         self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -163,15 +196,3 @@ def _header(scope: HTTPScope, name: bytes) -> bytes | None:
         if key.lower() == name:
             return value
     return None
-
-
-async def _send(response: Prepared, send: ASGISendCallable) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": list(response.headers),
-            "trailers": False,
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body, "more_body": False})

@@ -121,7 +121,16 @@ class CheckState:
     """What this process knows of one check: the reported outcome (after flap
     damping), the run in flight, and counters. Written by the refresher only."""
 
-    __slots__ = ("check", "failures", "inflight", "last_success", "passes", "reported", "runs")
+    __slots__ = (
+        "check",
+        "failures",
+        "inflight",
+        "last_success",
+        "passes",
+        "reported",
+        "runs",
+        "trusted",
+    )
 
     def __init__(self, check: Check) -> None:
         self.check = check
@@ -134,6 +143,9 @@ class CheckState:
         self.failures = 0
         self.passes = 0
         self.runs = 0
+        # Did the last run complete within its timeout? (Sync runs of untrusted checks
+        # may hold only part of the thread pool: see pool.py.)
+        self.trusted = False
 
     def busy(self) -> bool:
         return self.inflight is not None and not self.inflight.done()

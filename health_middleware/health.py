@@ -25,7 +25,7 @@ from health_middleware.endpoint import (
 )
 from health_middleware.formats import Format, Info, resolve
 from health_middleware.pool import DaemonPool
-from health_middleware.prestop import Prestop
+from health_middleware.prestop import Prestop, valid_token
 from health_middleware.refresher import Refresher
 from health_middleware.report import Report, Service, evaluate
 from health_middleware.result import Outcome
@@ -105,12 +105,16 @@ class Health:
         links: Mapping[str, str] | None = None,
         format: str | Format = "ietf",  # the public option's name
         info: Info | None = None,
+        details_token: str | None = None,
     ) -> None:
         if status_case not in ("lower", "upper"):
             raise ValueError("status_case must be 'lower' (pass) or 'upper' (PASS)")
         if not isinstance(expose_errors, bool) or not isinstance(wait_first_round, bool):
             raise TypeError("expose_errors and wait_first_round must be True or False")
         self.wait_first_round = wait_first_round
+        self.details_token = (
+            None if details_token is None else valid_token(details_token, "details token")
+        )
         self.drain_file = None if drain_file is None else os.fspath(drain_file)
         self.interval = seconds("interval", interval)
         self.timeout = seconds("timeout", timeout)
@@ -139,9 +143,9 @@ class Health:
         self._prestop: Prestop | None = None
         self._runtime: _Runtime | None = None
         self._lock = threading.Lock()
-        # Read on the request path, so a plain attribute: has a start been asked for in
-        # this process? Until then requests start the refresher lazily, and the
-        # "starting" snapshot never goes stale.
+        # Has a start been asked for in this process? Until then every snapshot is
+        # published already expired (valid until -inf), so the first health request
+        # takes the slow path, which starts the refresher; the hot path reads no flag.
         self.activated = False
         root = "" if self.base_path == "/" else self.base_path
         for path, group, details, drain in (
@@ -163,7 +167,7 @@ class Health:
             status_codes=None,
             drain=False,
         )
-        self.snapshot: Snapshot = self._build(math.inf)
+        self.snapshot: Snapshot = self._build(-math.inf)
         ref = weakref.ref(self)
 
         def after_fork() -> None:
@@ -409,7 +413,7 @@ class Health:
     def publish(self) -> None:
         """Build a snapshot from the current state and swap it in."""
         with self._lock:
-            valid_until = time.monotonic() + self.stale_after if self.activated else math.inf
+            valid_until = time.monotonic() + self.stale_after if self.activated else -math.inf
             self.snapshot = self._build(valid_until)
             if self.activated and all(s.reported is not None for s in self._states.values()):
                 self._first_round.set()
@@ -423,6 +427,7 @@ class Health:
             now=time.time(),
             valid_until=valid_until,
             prestop=self._prestop,
+            details_token=self.details_token,
         )
 
     # -- the refresher of this process -----------------------------------------------
@@ -438,6 +443,7 @@ class Health:
             runtime = _Runtime(os.getpid(), refresher, loop)
             runtime.task = loop.create_task(refresher.run(), name="health-refresher")
             self._runtime = runtime
+        self.publish()  # valid from now: requests take the hot path
 
     def start_in_thread(self) -> None:
         """Start the refresher on a daemon thread with its own loop (WSGI), unless it runs."""
@@ -459,6 +465,7 @@ class Health:
             thread = threading.Thread(target=serve, name="health-refresher", daemon=True)
             self._runtime = _Runtime(os.getpid(), refresher, loop, thread=thread)
             thread.start()
+        self.publish()  # valid from now: requests take the hot path
 
     async def stop_async(self) -> None:
         """Stop a refresher running on this loop and wait for it (bounded)."""
@@ -507,4 +514,4 @@ class Health:
         self._first_round = threading.Event()
         for state in self._states.values():
             state.reset()
-        self.snapshot = self._build(math.inf)
+        self.snapshot = self._build(-math.inf)

@@ -27,10 +27,7 @@ class Prestop:
     not_allowed: Prepared = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.token, str) or not _TOKEN.fullmatch(self.token):
-            raise ValueError(
-                "the pre-stop token must be at least 16 printable ASCII characters, no spaces"
-            )
+        valid_token(self.token, "pre-stop token")
         object.__setattr__(self, "delay", float(seconds("pre-stop delay", self.delay)))
         done, _ = prepare(200, _JSON, orjson.dumps({"status": "pass", "output": "drained"}))
         refused, _ = prepare(
@@ -47,6 +44,16 @@ class Prestop:
         object.__setattr__(self, "not_allowed", not_allowed)
 
     def authorised(self, authorization: bytes | None) -> bool:
-        """Constant-time comparison of an ``Authorization`` header with the token."""
-        expected = b"Bearer " + self.token.encode("ascii")
-        return hmac.compare_digest(authorization or b"", expected)
+        return bearer_matches(authorization, b"Bearer " + self.token.encode("ascii"))
+
+
+def valid_token(token: object, what: str) -> str:
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise ValueError(f"the {what} must be at least 16 printable ASCII characters, no spaces")
+    return token
+
+
+def bearer_matches(authorization: bytes | None, expected: bytes) -> bool:
+    """Constant-time comparison of an ``Authorization`` header with ``Bearer <token>``:
+    a wrong token takes as long, and gets as little, as none."""
+    return hmac.compare_digest(authorization or b"", expected)

@@ -13,11 +13,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from health_middleware.check import CheckState
 from health_middleware.pool import DaemonPool
-from health_middleware.result import Outcome, from_exception, from_return, from_timeout
+from health_middleware.result import (
+    Outcome,
+    from_exception,
+    from_return,
+    from_timeout,
+    not_started,
+)
 
 if TYPE_CHECKING:
     from health_middleware.health import Health
@@ -107,7 +114,7 @@ class Refresher:
             work = asyncio.ensure_future(_call_async(check.fn))
             state.inflight = work
         else:
-            pending = self._pool.submit(lambda: _call_sync(check.fn))
+            pending = self._pool.submit(lambda: _call_sync(check.fn), trusted=state.trusted)
             state.inflight = pending
             work = asyncio.wrap_future(pending)
         state.runs += 1
@@ -119,7 +126,11 @@ class Refresher:
         duration = time.monotonic() - started
         now = time.time()
         outcome: Outcome
-        if not done:
+        state.trusted = bool(done) and duration <= check.timeout
+        if not done and isinstance(state.inflight, Future) and state.inflight.cancel():
+            # It waited for a thread all along: the threads are held by hung runs.
+            outcome = not_started(self._pool.held_by_untrusted(), now)
+        elif not done:
             work.cancel()  # an async run gets CancelledError; a thread is abandoned
             work.add_done_callback(_consume)
             outcome = from_timeout(check.timeout, now, duration)

@@ -99,6 +99,16 @@ def from_timeout(timeout: float, now: float, duration: float) -> Outcome:
     return _failed(now, duration, "timeout", f"timed out after {timeout:g} s")
 
 
+def not_started(held: int, now: float) -> Outcome:
+    """A sync run refused by the pool: the threads it may use are held by hung runs."""
+    return _failed(
+        now,
+        0.0,
+        "not started: no free check thread",
+        f"not started: {held} runs that have not returned hold the threads this check may use",
+    )
+
+
 def _json_safe(value: Any) -> str | None:
     """Return why ``value`` cannot be an observedValue, or None when it can."""
     if isinstance(value, float) and not math.isfinite(value):

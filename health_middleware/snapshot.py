@@ -5,14 +5,13 @@ Readers take ``health.snapshot`` once and use it; nothing in it is ever mutated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from health_middleware.check import CheckState
 from health_middleware.endpoint import Endpoint
 from health_middleware.prestop import Prestop
-from health_middleware.report import Service, evaluate, stale
+from health_middleware.report import Report, Service, evaluate, stale
 from health_middleware.response import Prepared, prepare
 
 
@@ -23,12 +22,25 @@ class Answers:
     stale_get: Prepared
     stale_head: Prepared
     prestop: Prestop | None = None  # the pre-stop endpoint acts rather than answers
+    detailed: Answers | None = None  # for a request bearing the details token
+    token: bytes | None = None  # "Bearer <details token>"
+    # Whether a request needs the slow path (an action, or a token to compare): a plain
+    # field, read on every probe, where a property would cost a call.
+    special: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    answers: Mapping[str, Answers]
+    answers: dict[str, Answers]  # a plain dict: faster to look up; never mutated
     valid_until: float  # time.monotonic(); past it, the stale answers apply
+
+
+def _answers(endpoint: Endpoint, report: Report, service: Service, now: float) -> Answers:
+    fresh = endpoint.format.render(report, endpoint, service, now)
+    get, head = prepare(fresh.status, fresh.content_type, fresh.body)
+    old = endpoint.format.render(stale(), endpoint, service, now)
+    stale_get, stale_head = prepare(old.status, old.content_type, old.body)
+    return Answers(get, head, stale_get, stale_head)
 
 
 def build(
@@ -40,21 +52,28 @@ def build(
     now: float,
     valid_until: float,
     prestop: Prestop | None = None,
+    details_token: str | None = None,
 ) -> Snapshot:
+    """Render every endpoint; with a details token, each also with error messages."""
     states = tuple(states)
     answers: dict[str, Answers] = {}
     if prestop is not None:
         refused = prestop.refused
         answers[prestop.path] = answers[prestop.path + "/"] = Answers(
-            refused, refused, refused, refused, prestop
+            refused, refused, refused, refused, prestop, special=True
         )
+    exposed = replace(service, expose_errors=True) if details_token else None
     for endpoint in endpoints:
-        fresh = endpoint.format.render(evaluate(endpoint, states, draining), endpoint, service, now)
-        get, head = prepare(fresh.status, fresh.content_type, fresh.body)
-        old = endpoint.format.render(stale(), endpoint, service, now)
-        stale_get, stale_head = prepare(old.status, old.content_type, old.body)
-        entry = Answers(get, head, stale_get, stale_head)
+        report = evaluate(endpoint, states, draining)
+        entry = _answers(endpoint, report, service, now)
+        if exposed is not None and details_token is not None and not service.expose_errors:
+            entry = replace(
+                entry,
+                detailed=_answers(endpoint, report, exposed, now),
+                token=b"Bearer " + details_token.encode("ascii"),
+                special=True,
+            )
         answers[endpoint.path] = entry
         if endpoint.path != "/":
             answers[endpoint.path + "/"] = entry
-    return Snapshot(MappingProxyType(answers), valid_until)
+    return Snapshot(answers, valid_until)

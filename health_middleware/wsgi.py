@@ -7,8 +7,19 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from health_middleware.health import Health
-from health_middleware.prestop import Prestop
+from health_middleware.prestop import Prestop, bearer_matches
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
+from health_middleware.snapshot import Answers
+
+_monotonic = time.monotonic
+
+
+def _authorization(environ: WSGIEnvironment) -> bytes | None:
+    header = environ.get("HTTP_AUTHORIZATION")
+    return header.encode("latin-1") if isinstance(header, str) else None
+
+
+_READ = frozenset(("GET", "HEAD"))
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -28,34 +39,47 @@ class WSGIHealthMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        answers = self.health.snapshot.answers.get(path)
+        snapshot = self.health.snapshot
+        answers = snapshot.answers.get(path)
         if answers is None:
             return self.app(environ, start_response)
+        # HEAD gets the GET response: a WSGI server drops the body of a HEAD
+        # response itself (RFC 9110), and Content-Length then matches what was sent.
+        if not answers.special and _monotonic() <= snapshot.valid_until:
+            response = answers.get if environ.get("REQUEST_METHOD") in _READ else METHOD_NOT_ALLOWED
+        else:  # not yet started, stale, or the pre-stop action
+            response = self._slow(path, answers, environ)
+        start_response(response.wsgi_status, list(response.wsgi_headers))
+        return [response.body]
+
+    def _slow(self, path: str, answers: Answers, environ: WSGIEnvironment) -> Prepared:
         health = self.health
         if not health.activated:
             health.start_in_thread()
             if health.wait_first_round:
                 health.wait_first_round_sync()
-                answers = health.snapshot.answers.get(path, answers)
+        snapshot = health.snapshot
+        answers = snapshot.answers.get(path, answers)
         if answers.prestop is not None:
-            response = self._prestop(answers.prestop, environ)
-        # HEAD gets the GET response: a WSGI server drops the body of a HEAD
-        # response itself (RFC 9110), and Content-Length then matches what was sent.
-        elif environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            stale = time.monotonic() > health.snapshot.valid_until
-            if stale:
-                health.revive()
-            response = answers.stale_get if stale else answers.get
-        else:
-            response = METHOD_NOT_ALLOWED
-        start_response(response.wsgi_status, list(response.wsgi_headers))
-        return [response.body]
+            return self._prestop(answers.prestop, environ)
+        detailed, token = answers.detailed, answers.token
+        if (
+            detailed is not None
+            and token is not None
+            and bearer_matches(_authorization(environ), token)
+        ):
+            answers = detailed
+        if environ.get("REQUEST_METHOD") not in _READ:
+            return METHOD_NOT_ALLOWED
+        if _monotonic() > snapshot.valid_until:
+            health.revive()
+            return answers.stale_get
+        return answers.get
 
     def _prestop(self, prestop: Prestop, environ: WSGIEnvironment) -> Prepared:
         if environ.get("REQUEST_METHOD") not in ("GET", "POST"):
             return prestop.not_allowed
-        header = environ.get("HTTP_AUTHORIZATION")
-        if not prestop.authorised(header.encode("latin-1") if header is not None else None):
+        if not prestop.authorised(_authorization(environ)):
             return prestop.refused
         self.health.drain()
         time.sleep(prestop.delay)  # this worker waits; the drain reaches the others
