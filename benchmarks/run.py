@@ -1,4 +1,5 @@
-"""Run every benchmark scenario, print one table, write benchmarks/RESULTS.md.
+"""Run every benchmark scenario, print one table, write benchmarks/RESULTS.md (and the
+tables between the benchmark markers of README.md).
 
     python -m benchmarks.run [--duration 5] [--rounds 3] [--in-process-only]
 
@@ -20,6 +21,8 @@ from pathlib import Path
 from benchmarks import endtoend, inprocess
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+README = Path(__file__).parent.parent / "README.md"
+START, END = "<!-- benchmark-table -->", "<!-- /benchmark-table -->"
 
 
 def _mark(met: bool | None) -> str:
@@ -186,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         else "\n"
     )
     RESULTS.write_text("\n".join(header + lines) + "\n\n<!-- notes -->" + notes)
+    readme = README.read_text() if README.exists() else ""
+    if START in readme and END in readme and not args.in_process_only:
+        before, rest = readme.split(START, 1)
+        after = rest.split(END, 1)[1]
+        shown = [f"Measured on {machine}, `{command.strip()}`:", ""]
+        shown += lines[lines.index(next(x for x in lines if x.startswith("## End to end"))) :]
+        shown = [x.replace("## ", "#### ") for x in shown]
+        README.write_text(before + START + "\n" + "\n".join(shown) + "\n" + END + after)
     return 0
 
 

@@ -34,9 +34,10 @@ def post_worker_init(worker: Any) -> None:
     if isinstance(app, HealthMiddleware | WSGIHealthMiddleware):
         return
     health = health_from_environment()
-    wrapped = (
-        HealthMiddleware(app, health)
-        if _serves_asgi(worker, app)
-        else WSGIHealthMiddleware(app, health)
-    )
-    setattr(worker, attribute, wrapped)
+    if _serves_asgi(worker, app):
+        setattr(worker, attribute, HealthMiddleware(app, health))  # starts on lifespan
+    else:
+        setattr(worker, attribute, WSGIHealthMiddleware(app, health))
+        # This runs in the worker, after the fork: start now, so the worker's first
+        # probe finds its first round done rather than "starting".
+        health.start_in_thread()
