@@ -3,6 +3,7 @@ package) with 16 connections; every health endpoint has the same 2 ms dependency
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tests.support import Server, get, gunicorn, server, uvicorn
@@ -110,10 +112,33 @@ SERVERS = {
 }
 
 
+def _cores() -> tuple[set[int], set[int]] | None:
+    """One core for the server, another for wrk, so they do not fight over one."""
+    cores = sorted(os.sched_getaffinity(0))
+    return ({cores[0]}, {cores[1]}) if len(cores) >= 2 else None
+
+
+@contextlib.contextmanager
+def _pinned(cores: set[int] | None) -> Iterator[None]:
+    """Processes started inside inherit ``cores`` as their CPU affinity."""
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def measure(server_name: str, app: str, path: str, duration: float, hung: bool = False) -> Load:
     wrk = wrk_binary()
     env = {"BENCH_HUNG": "1" if hung else "0"}
-    with server(SERVERS[server_name](app), env, ready="/_runs") as running:
+    server_cores, wrk_cores = _cores() or (None, None)
+    with contextlib.ExitStack() as stack:
+        with _pinned(server_cores):  # the server (and its workers) inherit the core
+            running = stack.enter_context(server(SERVERS[server_name](app), env, ready="/_runs"))
         _ready(running, path)
         for _ in range(50):  # warm-up
             try:
@@ -121,22 +146,20 @@ def measure(server_name: str, app: str, path: str, duration: float, hung: bool =
             except (OSError, http.client.HTTPException):
                 break
         before, started = _runs(running), time.monotonic()
-        result = subprocess.run(
-            [
-                wrk,
-                "-t1",
-                f"-c{CONNECTIONS}",
-                f"-d{max(1, round(duration))}s",
-                "--latency",
-                "--timeout",
-                "2s",
-                f"http://127.0.0.1:{running.port}{path}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=duration + 60,
-            check=False,
-        )
+        command = [
+            wrk,
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "--timeout",
+            "2s",
+            f"http://127.0.0.1:{running.port}{path}",
+        ]
+        with _pinned(wrk_cores):
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=duration + 60, check=False
+            )
         elapsed = time.monotonic() - started
         after = _runs(running)
     rps, p50, p99, errors, non_2xx = parse_wrk(result.stdout)

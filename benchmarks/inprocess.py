@@ -123,42 +123,44 @@ def run(n: int = 200_000, repeats: int = 5) -> list[Row]:
     time_asgi(ours_asgi, "/health", n, 1)  # warm-up: caches, the refresher's first rounds
     time_wsgi(ours_wsgi, "/health", n, 1)
     rows = []
-    bare = time_asgi(bare_asgi, "/health", n, repeats)
-    rows.append(
-        Row(
+    asgi_floor, wsgi_floor = DoNothing(bare_asgi), DoNothingWSGI(bare_wsgi)
+    pairs: list[tuple[str, Callable[..., float], Any, Any, str, float]] = [
+        (
             "ASGI health request (vs the bare constant app)",
-            time_asgi(ours_asgi, "/health/ready", n, repeats),
-            bare,
+            time_asgi,
+            ours_asgi,
+            bare_asgi,
+            "/health/ready",
             1.5,
-        )
-    )
-    bare = time_wsgi(bare_wsgi, "/health", n, repeats)
-    rows.append(
-        Row(
+        ),
+        (
             "WSGI health request (vs the bare constant app)",
-            time_wsgi(ours_wsgi, "/health/ready", n, repeats),
-            bare,
+            time_wsgi,
+            ours_wsgi,
+            bare_wsgi,
+            "/health/ready",
             1.5,
-        )
-    )
-    floor = time_asgi(DoNothing(bare_asgi), "/api/orders", n, repeats)
-    rows.append(
-        Row(
+        ),
+        (
             "ASGI non-health request (vs a do-nothing middleware)",
-            time_asgi(ours_asgi, "/api/orders", n, repeats),
-            floor,
+            time_asgi,
+            ours_asgi,
+            asgi_floor,
+            "/api/orders",
             1.15,
-        )
-    )
-    floor = time_wsgi(DoNothingWSGI(bare_wsgi), "/api/orders", n, repeats)
-    rows.append(
-        Row(
+        ),
+        (
             "WSGI non-health request (vs a do-nothing middleware)",
-            time_wsgi(ours_wsgi, "/api/orders", n, repeats),
-            floor,
+            time_wsgi,
+            ours_wsgi,
+            wsgi_floor,
+            "/api/orders",
             1.15,
-        )
-    )
+        ),
+    ]
+    for what, timer, ours, baseline, path, target in pairs:
+        base = timer(baseline, path, n, repeats)
+        rows.append(Row(what, timer(ours, path, n, repeats), base, target))
     ietf = time_asgi(ours_asgi, "/formats/ietf", n, repeats)
     for name in NAMED:
         cost = time_asgi(ours_asgi, f"/formats/{name}", n, repeats)

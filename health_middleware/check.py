@@ -143,8 +143,8 @@ class CheckState:
         self.failures = 0
         self.passes = 0
         self.runs = 0
-        # Did the last run complete within its timeout? (Sync runs of untrusted checks
-        # may hold only part of the thread pool: see pool.py.)
+        # Has a sync run of this check ever come back from its thread? Until then its
+        # runs may hold only part of the thread pool (see pool.py).
         self.trusted = False
 
     def busy(self) -> bool:

@@ -11,7 +11,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from health_middleware.check import Check, CheckState, count, seconds
 from health_middleware.endpoint import (
@@ -46,6 +46,20 @@ def _optional_text(name: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{name} must be a string or None, got {type(value).__name__}")
     return value
+
+
+class CheckOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Health.add_check` (and of ``@health.check``)."""
+
+    interval: float | None
+    timeout: float | None
+    critical: bool
+    tags: Iterable[str]
+    component_type: str | None
+    failure_threshold: int
+    success_threshold: int
+    component_id: str | None
+    affected_endpoints: Iterable[str]
 
 
 def _texts(name: str, values: Iterable[str]) -> tuple[str, ...]:
@@ -179,36 +193,12 @@ class Health:
 
     # -- registration ----------------------------------------------------------------
 
-    def check(
-        self,
-        name: str,
-        *,
-        interval: float | None = None,
-        timeout: float | None = None,
-        critical: bool = True,
-        tags: Iterable[str] = (),
-        component_type: str | None = None,
-        failure_threshold: int = 1,
-        success_threshold: int = 1,
-        component_id: str | None = None,
-        affected_endpoints: Iterable[str] = (),
-    ) -> Callable[[F], F]:
-        """Register the decorated function (sync or async, no arguments) as a check."""
+    def check(self, name: str, **options: Unpack[CheckOptions]) -> Callable[[F], F]:
+        """Register the decorated function (sync or async, no arguments) as a check;
+        the options are those of :meth:`add_check`."""
 
         def register(fn: F) -> F:
-            self.add_check(
-                name,
-                fn,
-                interval=interval,
-                timeout=timeout,
-                critical=critical,
-                tags=tags,
-                component_type=component_type,
-                failure_threshold=failure_threshold,
-                success_threshold=success_threshold,
-                component_id=component_id,
-                affected_endpoints=affected_endpoints,
-            )
+            self.add_check(name, fn, **options)
             return fn
 
         return register

@@ -6,11 +6,12 @@ until it returns (it is never started again meanwhile: single-flight), and the p
 never grows past ``max_threads``.
 
 So that hung checks cannot starve the others, runs are admitted by trust: a run of a
-check that has never completed in time, or whose last run timed out, is *untrusted*,
-and untrusted runs may hold at most ``max_threads - reserve`` threads at once (the
-count includes runs that hang); further untrusted runs wait for one of those to
-return. The reserve stays for checks that have completed in time. A run that waits
-past its timeout is cancelled without ever starting, and reported as such.
+check none of whose runs has ever come back from its thread is *untrusted*, and
+untrusted runs may hold at most ``max_threads - reserve`` threads at once (the count
+includes runs that hang); further untrusted runs wait for one of those to return. The
+reserve stays for checks that have returned before: a check that was slow once keeps
+its trust, and one that hangs now holds one thread at most (single-flight). A run that
+waits past its timeout is cancelled without ever starting, and reported as such.
 """
 
 from __future__ import annotations

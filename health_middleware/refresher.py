@@ -54,6 +54,13 @@ async def _call_async(fn: Callable[[], Any]) -> _Ran:
         return True, exc
 
 
+def _returned(state: CheckState, run: Future[Any]) -> None:
+    """A sync run came back from its thread (in time or late): the check is trusted
+    from now on (see pool.py). Runs on the pool thread; a bool assignment is atomic."""
+    if not run.cancelled():
+        state.trusted = True
+
+
 def _consume(future: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned run's result so asyncio does not log it as lost."""
     if not future.cancelled():
@@ -115,6 +122,7 @@ class Refresher:
             state.inflight = work
         else:
             pending = self._pool.submit(lambda: _call_sync(check.fn), trusted=state.trusted)
+            pending.add_done_callback(lambda done: _returned(state, done))
             state.inflight = pending
             work = asyncio.wrap_future(pending)
         state.runs += 1
@@ -126,7 +134,6 @@ class Refresher:
         duration = time.monotonic() - started
         now = time.time()
         outcome: Outcome
-        state.trusted = bool(done) and duration <= check.timeout
         if not done and isinstance(state.inflight, Future) and state.inflight.cancel():
             # It waited for a thread all along: the threads are held by hung runs.
             outcome = not_started(self._pool.held_by_untrusted(), now)

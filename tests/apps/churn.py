@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from health_middleware import CheckResult, Health, HealthMiddleware, WSGIHealthMiddleware
+from tests.apps.lifespan import serve_lifespan
 
 SLOW = float(os.environ.get("HM_SLOW", "0.05"))
 health = Health(interval=float(os.environ.get("HM_INTERVAL", "0.1")), timeout=SLOW + 1)
@@ -37,13 +38,8 @@ async def slow_async() -> None:
 
 async def inner_asgi(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     body = str(len(asyncio.all_tasks())).encode() if scope["path"] == "/_tasks" else b"ok"
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})

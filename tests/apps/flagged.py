@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from health_middleware import CheckResult, Health, HealthMiddleware, WSGIHealthMiddleware
+from tests.apps.lifespan import serve_lifespan
 
 FLAG = Path(os.environ.get("HM_FLAG", "/nonexistent/flag"))
 RUNS = os.environ.get("HM_RUNS")
@@ -49,13 +50,8 @@ def inner_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 
 async def inner_asgi(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": _body()})
 
