@@ -101,9 +101,11 @@ class DoNothingWSGI:
         return self.app(environ, start_response)
 
 
-def _running_health() -> Health:
-    """A Health whose refresher runs (on a thread), its first round done."""
-    health = Health(interval=1.0, timeout=1.0)
+def _prepared_health() -> Health:
+    """A Health whose first round is done and published, its refresher then stopped:
+    the snapshot stays valid (stale_after is long) and no thread takes the GIL while
+    requests are timed."""
+    health = Health(interval=1.0, timeout=1.0, stale_after=3600)
     health.add_check("dependency", lambda: time.sleep(0.002))
     for name in NAMED:
         health.endpoint(f"/formats/{name}", format=name)
@@ -113,11 +115,12 @@ def _running_health() -> Health:
         if time.monotonic() > deadline:
             raise RuntimeError("the first round of checks did not finish")
         time.sleep(0.01)
+    health.stop()
     return health
 
 
 def run(n: int = 200_000, repeats: int = 5) -> list[Row]:
-    health = _running_health()
+    health = _prepared_health()
     ours_asgi = HealthMiddleware(bare_asgi, health)
     ours_wsgi = WSGIHealthMiddleware(bare_wsgi, health)
     time_asgi(ours_asgi, "/health", n, 1)  # warm-up: caches, the refresher's first rounds
@@ -159,8 +162,12 @@ def run(n: int = 200_000, repeats: int = 5) -> list[Row]:
         ),
     ]
     for what, timer, ours, baseline, path, target in pairs:
-        base = timer(baseline, path, n, repeats)
-        rows.append(Row(what, timer(ours, path, n, repeats), base, target))
+        # Interleaved, best of each: drift on a shared machine hits both alike.
+        base = cost = float("inf")
+        for _ in range(repeats):
+            base = min(base, timer(baseline, path, n, 1))
+            cost = min(cost, timer(ours, path, n, 1))
+        rows.append(Row(what, cost, base, target))
     ietf = time_asgi(ours_asgi, "/formats/ietf", n, repeats)
     for name in NAMED:
         cost = time_asgi(ours_asgi, f"/formats/{name}", n, repeats)
