@@ -21,7 +21,7 @@ from asgiref.typing import (
 )
 
 from health_middleware.health import Health
-from health_middleware.prestop import Prestop, bearer_matches
+from health_middleware.prestop import Prestop
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
 from health_middleware.snapshot import Answers
 
@@ -109,13 +109,8 @@ class HealthMiddleware:
         answers = snapshot.answers.get(path, answers)
         if answers.prestop is not None:
             return await self._prestop(answers.prestop, scope)
-        detailed, token = answers.detailed, answers.token
-        if (
-            detailed is not None
-            and token is not None
-            and bearer_matches(_header(scope, b"authorization"), token)
-        ):
-            answers = detailed
+        if answers.token is not None:  # only then is a header worth reading
+            answers = answers.for_bearer(_header(scope, b"authorization"))
         stale = _monotonic() > snapshot.valid_until
         if stale:
             health.revive()

@@ -21,14 +21,19 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-/]+)?")
 _TAG = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
-def seconds(what: str, value: object) -> float:
-    """Validate a positive, finite number of seconds."""
+def positive(what: str, value: object, unit: str) -> float:
+    """Validate a positive, finite number of ``unit``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, got {type(value).__name__}")
+        raise TypeError(f"{what} must be a number of {unit}, got {type(value).__name__}")
     number = float(value)
     if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{what} must be a positive, finite number of seconds, got {value!r}")
+        raise ValueError(f"{what} must be a positive, finite number of {unit}, got {value!r}")
     return number
+
+
+def seconds(what: str, value: object) -> float:
+    """Validate a positive, finite number of seconds."""
+    return positive(what, value, "seconds")
 
 
 def count(what: str, value: object) -> int:

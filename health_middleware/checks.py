@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Container
 from typing import Any, Protocol
 
-from health_middleware.check import seconds
+from health_middleware.check import positive, seconds
 from health_middleware.result import CheckResult
 
 Check = Callable[[], Any]
@@ -41,6 +41,11 @@ def _typed(fn: Check, component_type: str) -> Check:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def _elapsed(started: float) -> CheckResult:
+    """A pass whose observed value is the ``responseTime`` since ``started``, in ms."""
+    return CheckResult(observed_value=_ms(started), observed_unit="ms")
 
 
 def _need(module: str, extra: str) -> Any:
@@ -100,7 +105,7 @@ def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> C
     """The process's resident memory (RSS) in MiB, with optional thresholds."""
     for name, value in (("warn_mib", warn_mib), ("fail_mib", fail_mib)):
         if value is not None:
-            seconds(name, value)  # a positive, finite number
+            positive(name, value, "MiB")
 
     def check() -> CheckResult:
         used = round(_rss_bytes() / 1048576, 1)
@@ -219,7 +224,7 @@ def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
                 cursor.close()
         finally:
             connection.close()
-        return CheckResult(observed_value=_ms(started), observed_unit="ms")
+        return _elapsed(started)
 
     return _typed(check, "datastore")
 
@@ -238,7 +243,7 @@ def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) ->
             started = time.perf_counter()
             async with asyncio.timeout(timeout), engine.connect() as connection:
                 await connection.execute(statement)
-            return CheckResult(observed_value=_ms(started), observed_unit="ms")
+            return _elapsed(started)
 
         return _typed(check, "datastore")
     if not isinstance(engine, sa.engine.Engine):
@@ -248,7 +253,7 @@ def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) ->
         started = time.perf_counter()
         with engine.connect() as connection:
             connection.execute(statement)
-        return CheckResult(observed_value=_ms(started), observed_unit="ms")
+        return _elapsed(started)
 
     return _typed(check_sync, "datastore")
 
@@ -269,7 +274,7 @@ def postgres(target: Any, *, timeout: float = 1.0) -> Check:
                     await connection.execute("SELECT 1")
                 finally:
                     await connection.close()
-            return CheckResult(observed_value=_ms(started), observed_unit="ms")
+            return _elapsed(started)
 
         return _typed(check, "datastore")
     pool = _need("psycopg_pool", "postgres")
@@ -279,7 +284,7 @@ def postgres(target: Any, *, timeout: float = 1.0) -> Check:
             started = time.perf_counter()
             async with asyncio.timeout(timeout), target.connection(timeout=timeout) as conn:
                 await conn.execute("SELECT 1")
-            return CheckResult(observed_value=_ms(started), observed_unit="ms")
+            return _elapsed(started)
 
         return _typed(check_pool, "datastore")
     if isinstance(target, pool.ConnectionPool):
@@ -288,7 +293,7 @@ def postgres(target: Any, *, timeout: float = 1.0) -> Check:
             started = time.perf_counter()
             with target.connection(timeout=timeout) as conn:
                 conn.execute("SELECT 1")
-            return CheckResult(observed_value=_ms(started), observed_unit="ms")
+            return _elapsed(started)
 
         return _typed(check_sync_pool, "datastore")
     raise TypeError("target must be a DSN string or a psycopg_pool (Async)ConnectionPool")
@@ -305,7 +310,7 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
         def check_sync() -> CheckResult:
             started = time.perf_counter()
             target.ping()
-            return CheckResult(observed_value=_ms(started), observed_unit="ms")
+            return _elapsed(started)
 
         return _typed(check_sync, "datastore")
     if isinstance(target, asyncio_redis.Redis):
@@ -314,7 +319,7 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
             started = time.perf_counter()
             async with asyncio.timeout(timeout):
                 await target.ping()
-            return CheckResult(observed_value=_ms(started), observed_unit="ms")
+            return _elapsed(started)
 
         return _typed(check_client, "datastore")
     if not isinstance(target, str):
@@ -331,7 +336,7 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
                 await client.ping()
         finally:
             await client.aclose()
-        return CheckResult(observed_value=_ms(started), observed_unit="ms")
+        return _elapsed(started)
 
     return _typed(check, "datastore")
 

@@ -30,7 +30,7 @@ from health_middleware.refresher import Refresher
 from health_middleware.report import Report, Service, evaluate
 from health_middleware.result import Outcome
 from health_middleware.snapshot import Snapshot, build
-from health_middleware.status import Status, aggregate
+from health_middleware.status import Status
 
 logger = logging.getLogger("health_middleware")
 
@@ -161,7 +161,7 @@ class Health:
         # published already expired (valid until -inf), so the first health request
         # takes the slow path, which starts the refresher; the hot path reads no flag.
         self.activated = False
-        root = "" if self.base_path == "/" else self.base_path
+        root = self._root = "" if self.base_path == "/" else self.base_path
         for path, group, details, drain in (
             (self.base_path, ALL, True, False),
             (root + "/live", LIVE, False, False),
@@ -336,8 +336,7 @@ class Health:
         """Serve the pre-stop endpoint (default ``<base_path>/prestop``) for Kubernetes
         ``preStop.httpGet``: a request with ``Authorization: Bearer <token>`` starts the
         drain and is answered after ``delay`` seconds; any other gets 401."""
-        root = "" if self.base_path == "/" else self.base_path
-        config = Prestop(normalise_path(path or root + "/prestop"), token, delay)
+        config = Prestop(normalise_path(path or self._root + "/prestop"), token, delay)
         with self._lock:
             if config.path in self._endpoints:
                 raise ValueError(f"an endpoint at {config.path!r} already exists")
@@ -359,9 +358,8 @@ class Health:
         if change is None:
             return
         self._changed(state.check.name, *change, outcome.detail)
-        states = self._states.values()
-        if all(s.reported is not None for s in states):
-            overall = aggregate((s.check.critical, s.reported.status) for s in states if s.reported)
+        if all(s.reported is not None for s in self._states.values()):
+            overall = self.report().status
             if overall != self._overall:
                 old, self._overall = self._overall, overall
                 self._changed(None, old, overall, None)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from health_middleware.check import CheckState
 from health_middleware.endpoint import Endpoint
-from health_middleware.prestop import Prestop
+from health_middleware.prestop import Prestop, bearer_matches
 from health_middleware.report import Report, Service, evaluate, stale
 from health_middleware.response import Prepared, prepare
 
@@ -27,6 +27,14 @@ class Answers:
     # Whether a request needs the slow path (an action, or a token to compare): a plain
     # field, read on every probe, where a property would cost a call.
     special: bool = False
+
+    def for_bearer(self, authorization: bytes | None) -> Answers:
+        """The detailed answers where ``authorization`` carries the details token
+        (constant-time comparison), else these."""
+        detailed, token = self.detailed, self.token
+        if detailed is not None and token is not None and bearer_matches(authorization, token):
+            return detailed
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +70,16 @@ def build(
         answers[prestop.path] = answers[prestop.path + "/"] = Answers(
             refused, refused, refused, refused, prestop, special=True
         )
-    exposed = replace(service, expose_errors=True) if details_token else None
+    # With expose_errors every answer has the details already: no token needed.
+    detailed = details_token is not None and not service.expose_errors
+    exposed = replace(service, expose_errors=True) if detailed else service
+    token = b"Bearer " + details_token.encode("ascii") if details_token else None
     for endpoint in endpoints:
         report = evaluate(endpoint, states, draining)
         entry = _answers(endpoint, report, service, now)
-        if exposed is not None and details_token is not None and not service.expose_errors:
-            entry = replace(
-                entry,
-                detailed=_answers(endpoint, report, exposed, now),
-                token=b"Bearer " + details_token.encode("ascii"),
-                special=True,
-            )
+        if detailed:
+            details = _answers(endpoint, report, exposed, now)
+            entry = replace(entry, detailed=details, token=token, special=True)
         answers[endpoint.path] = entry
         if endpoint.path != "/":
             answers[endpoint.path + "/"] = entry

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from health_middleware.health import Health
-from health_middleware.prestop import Prestop, bearer_matches
+from health_middleware.prestop import Prestop
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
 from health_middleware.snapshot import Answers
 
@@ -62,13 +62,8 @@ class WSGIHealthMiddleware:
         answers = snapshot.answers.get(path, answers)
         if answers.prestop is not None:
             return self._prestop(answers.prestop, environ)
-        detailed, token = answers.detailed, answers.token
-        if (
-            detailed is not None
-            and token is not None
-            and bearer_matches(_authorization(environ), token)
-        ):
-            answers = detailed
+        if answers.token is not None:  # only then is a header worth reading
+            answers = answers.for_bearer(_authorization(environ))
         if environ.get("REQUEST_METHOD") not in _READ:
             return METHOD_NOT_ALLOWED
         if _monotonic() > snapshot.valid_until:

@@ -163,6 +163,8 @@ def test_host_checks(tmp_path: Path) -> None:
         checks.disk(warn=0)
     with pytest.raises(ValueError, match="not be above"):
         checks.disk(warn=95, fail=90)
+    with pytest.raises(ValueError, match="number of MiB"):
+        checks.memory(warn_mib=0)
 
 
 def test_http_check(tmp_path: Path) -> None:
