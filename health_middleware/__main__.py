@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 
 def _positive(text: str) -> float:
@@ -22,8 +23,17 @@ def _port(text: str) -> int:
     return int(text)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Exits 1 on a usage error, not argparse's 2: Docker reserves exit code 2 for
+    HEALTHCHECK, and to a probe any failure is the same failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="health-middleware", description="Health endpoints for ASGI and WSGI apps."
     )
     commands = parser.add_subparsers(dest="command", required=True)

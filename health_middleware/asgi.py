@@ -149,7 +149,7 @@ class HealthMiddleware:
             if message["type"] == "lifespan.startup":
                 received_startup = True
             elif message["type"] == "lifespan.shutdown":
-                health.drain()
+                health.drain_process()  # this worker only: its siblings keep serving
                 await health.stop_async()
             return message
 
@@ -165,7 +165,9 @@ class HealthMiddleware:
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
         except Exception as exc:
-            if answered_startup:
+            if answered_startup or received_startup:
+                # It took the startup message and then failed: its own failure, which
+                # the server must see as it would without us.
                 raise
             logger.debug("the app does not support lifespan (%r): answering it", exc)
         if answered_startup:
@@ -176,7 +178,7 @@ class HealthMiddleware:
         await send({"type": "lifespan.startup.complete"})
         while (await receive())["type"] != "lifespan.shutdown":
             pass
-        health.drain()
+        health.drain_process()
         await health.stop_async()
         await send({"type": "lifespan.shutdown.complete"})
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import inspect
-import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,34 +10,13 @@ from typing import Any
 
 from health_middleware.result import Outcome
 from health_middleware.status import Status
+from health_middleware.validation import count, flag, optional_text, period, texts
 
 CheckFunction = Callable[[], Any]
 
 # "component" or "component:measurement" (draft-inadarei-api-health-check-06, "checks").
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-/]+)?")
 _TAG = re.compile(r"[A-Za-z0-9_.\-]+")
-
-
-def positive(what: str, value: object, unit: str) -> float:
-    """Validate a positive, finite number of ``unit``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of {unit}, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{what} must be a positive, finite number of {unit}, got {value!r}")
-    return number
-
-
-def seconds(what: str, value: object) -> float:
-    """Validate a positive, finite number of seconds."""
-    return positive(what, value, "seconds")
-
-
-def count(what: str, value: object) -> int:
-    """Validate a positive whole number."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a whole number of at least 1, got {value!r}")
-    return value
 
 
 def is_async_callable(fn: object) -> bool:
@@ -87,55 +63,34 @@ class Check:
             )
         if not callable(fn):
             raise TypeError(f"check {name!r} must be callable, got {type(fn).__name__}")
-        if not isinstance(critical, bool):
-            raise TypeError(f"check {name!r}: critical must be True or False")
-        if isinstance(tags, str):
-            raise TypeError(f"check {name!r}: tags must be a collection of strings, not a string")
-        tag_set = frozenset(tags)
+        what = f"check {name!r}:"
+        tag_set = frozenset(texts(f"{what} tags", tags))
         for tag in tag_set:
-            if not isinstance(tag, str) or not _TAG.fullmatch(tag):
-                raise ValueError(f"check {name!r}: tag {tag!r} must be a simple word")
+            if not _TAG.fullmatch(tag):
+                raise ValueError(f"{what} tag {tag!r} must be a simple word")
         if not isinstance(component_type, str) or not component_type:
-            raise TypeError(f"check {name!r}: component_type must be a non-empty string")
-        if component_id is not None and not isinstance(component_id, str):
-            raise TypeError(f"check {name!r}: component_id must be a string")
-        if isinstance(affected_endpoints, str) or not all(
-            isinstance(e, str) for e in affected_endpoints
-        ):
-            raise TypeError(f"check {name!r}: affected_endpoints must be a collection of strings")
+            raise TypeError(f"{what} component_type must be a non-empty string")
         return cls(
             name=name,
             fn=fn,
             is_async=is_async_callable(fn),
-            interval=seconds(f"check {name!r}: interval", interval),
-            timeout=seconds(f"check {name!r}: timeout", timeout),
-            critical=critical,
+            interval=period(f"{what} interval", interval),
+            timeout=period(f"{what} timeout", timeout),
+            critical=flag(f"{what} critical", critical),
             tags=tag_set,
-            component_type=component_type,
-            failure_threshold=count(f"check {name!r}: failure_threshold", failure_threshold),
-            success_threshold=count(f"check {name!r}: success_threshold", success_threshold),
-            component_id=component_id,
-            affected_endpoints=tuple(affected_endpoints),
+            component_type=optional_text(f"{what} component_type", component_type) or "",
+            failure_threshold=count(f"{what} failure_threshold", failure_threshold),
+            success_threshold=count(f"{what} success_threshold", success_threshold),
+            component_id=optional_text(f"{what} component_id", component_id),
+            affected_endpoints=texts(f"{what} affected_endpoints", affected_endpoints),
         )
-
-
-Inflight = asyncio.Future[Any] | concurrent.futures.Future[Any]
 
 
 class CheckState:
     """What this process knows of one check: the reported outcome (after flap
-    damping), the run in flight, and counters. Written by the refresher only."""
+    damping) and the counters behind it. Written by the refresher only."""
 
-    __slots__ = (
-        "check",
-        "failures",
-        "inflight",
-        "last_success",
-        "passes",
-        "reported",
-        "runs",
-        "trusted",
-    )
+    __slots__ = ("check", "failures", "last_success", "passes", "reported")
 
     def __init__(self, check: Check) -> None:
         self.check = check
@@ -144,16 +99,8 @@ class CheckState:
     def reset(self) -> None:
         self.reported: Outcome | None = None
         self.last_success: float | None = None  # when a run last passed or warned
-        self.inflight: Inflight | None = None
         self.failures = 0
         self.passes = 0
-        self.runs = 0
-        # Has a sync run of this check ever come back from its thread? Until then its
-        # runs may hold only part of the thread pool (see pool.py).
-        self.trusted = False
-
-    def busy(self) -> bool:
-        return self.inflight is not None and not self.inflight.done()
 
     def record(self, outcome: Outcome) -> tuple[Status | None, Status] | None:
         """Take a finished run; return ``(old, new)`` when the reported status

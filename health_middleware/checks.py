@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Container
 from typing import Any, Protocol
 
-from health_middleware.check import positive, seconds
 from health_middleware.result import CheckResult
+from health_middleware.validation import positive, seconds
 
 Check = Callable[[], Any]
 

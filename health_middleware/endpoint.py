@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from health_middleware.check import Check
 from health_middleware.status import Status
+from health_middleware.validation import safe_text
 
 if TYPE_CHECKING:
     from health_middleware.formats.base import Format
@@ -29,12 +30,20 @@ def normalise_path(path: object, what: str = "endpoint path") -> str:
         raise ValueError(f"{what} {path!r} must start with '/'")
     if any(c in path for c in "?#") or any(c.isspace() or ord(c) < 32 for c in path):
         raise ValueError(f"{what} {path!r} must be a plain path: no query, fragment or spaces")
+    if path != safe_text(path):
+        raise ValueError(f"{what} {path!r} must be valid Unicode (no lone surrogates)")
     if "//" in path:
         raise ValueError(f"{what} {path!r} must not contain empty segments")
     return path.rstrip("/") or "/"
 
 
-def status_code_map(codes: Mapping[str, int] | None) -> Mapping[Status, int]:
+# Statuses whose responses carry no body: a health answer always has one.
+_BODILESS = frozenset((204, 205, 304))
+
+
+def status_code_map(codes: Mapping[str, int] | None, ietf: bool = False) -> Mapping[Status, int]:
+    """Validate an endpoint's HTTP status per health status. For the IETF format the
+    draft requires pass and warn in 2xx-3xx and fail in 4xx-5xx."""
     if codes is None:
         return DEFAULT_STATUS_CODES
     if not isinstance(codes, Mapping):
@@ -48,8 +57,18 @@ def status_code_map(codes: Mapping[str, int] | None) -> Mapping[Status, int]:
     result: dict[Status, int] = {}
     for status in ("pass", "warn", "fail"):
         code = codes[status]
-        if isinstance(code, bool) or not isinstance(code, int) or not 200 <= code <= 599:
-            raise ValueError(f"status_codes[{status!r}] must be an HTTP status from 200 to 599")
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"status_codes[{status!r}] must be an HTTP status code (an int)")
+        if not 200 <= code <= 599 or code in _BODILESS:
+            raise ValueError(
+                f"status_codes[{status!r}] must be an HTTP status from 200 to 599 that "
+                f"carries a body (not 204, 205 or 304), got {code}"
+            )
+        if ietf and (code >= 400) != (status == "fail"):
+            raise ValueError(
+                f"status_codes[{status!r}] = {code}: the IETF health format requires pass "
+                "and warn in 2xx-3xx and fail in 4xx-5xx"
+            )
         result[status] = code
     return MappingProxyType(result)
 

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar, Unpack
 
-from health_middleware.check import Check, CheckState, count, seconds
+from health_middleware import instance
+from health_middleware.check import Check, CheckState
 from health_middleware.endpoint import (
     ALL,
     LIVE,
@@ -23,14 +24,23 @@ from health_middleware.endpoint import (
     normalise_path,
     status_code_map,
 )
-from health_middleware.formats import Format, Info, resolve
-from health_middleware.pool import DaemonPool
+from health_middleware.formats import Format, Ietf, Info, resolve
+from health_middleware.pool import CheckPool
 from health_middleware.prestop import Prestop, valid_token
 from health_middleware.refresher import Refresher
 from health_middleware.report import Report, Service, evaluate
 from health_middleware.result import Outcome
 from health_middleware.snapshot import Snapshot, build
 from health_middleware.status import Status
+from health_middleware.validation import (
+    count,
+    flag,
+    optional_text,
+    period,
+    seconds,
+    text_map,
+    texts,
+)
 
 logger = logging.getLogger("health_middleware")
 
@@ -40,12 +50,6 @@ _VERB = {"pass": "passing", "warn": "warning", "fail": "failing"}
 
 # on_change callbacks: (check name, or None for the whole; old status or None; new status)
 Listener = Callable[[str | None, Status | None, Status], object]
-
-
-def _optional_text(name: str, value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be a string or None, got {type(value).__name__}")
-    return value
 
 
 class CheckOptions(TypedDict, total=False):
@@ -60,22 +64,6 @@ class CheckOptions(TypedDict, total=False):
     success_threshold: int
     component_id: str | None
     affected_endpoints: Iterable[str]
-
-
-def _texts(name: str, values: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
-        raise TypeError(f"{name} must be a collection of strings")
-    return tuple(values)
-
-
-def _links(links: Mapping[str, str] | None) -> Mapping[str, str]:
-    if links is None:
-        return {}
-    if not isinstance(links, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in links.items()
-    ):
-        raise TypeError("links must map relation names to URIs (strings)")
-    return dict(links)
 
 
 @dataclass
@@ -123,34 +111,32 @@ class Health:
     ) -> None:
         if status_case not in ("lower", "upper"):
             raise ValueError("status_case must be 'lower' (pass) or 'upper' (PASS)")
-        if not isinstance(expose_errors, bool) or not isinstance(wait_first_round, bool):
-            raise TypeError("expose_errors and wait_first_round must be True or False")
-        self.wait_first_round = wait_first_round
+        self.wait_first_round = flag("wait_first_round", wait_first_round)
         self.details_token = (
             None if details_token is None else valid_token(details_token, "details token")
         )
-        self.drain_file = None if drain_file is None else os.fspath(drain_file)
-        self.interval = seconds("interval", interval)
-        self.timeout = seconds("timeout", timeout)
-        self.stale_after = seconds("stale_after", stale_after)
-        if self.stale_after < 2 * 1.0:
-            raise ValueError("stale_after must be at least 2 s: the refresher ticks each second")
+        self.drain_file = None if drain_file is None else _drain_path(drain_file)
+        self.interval = period("interval", interval)
+        self.timeout = period("timeout", timeout)
+        # The refresher publishes each second: a snapshot must outlive two ticks.
+        self.stale_after = seconds("stale_after", stale_after, minimum=2.0)
         self.max_threads = count("max_threads", max_threads)
         self.base_path = normalise_path(base_path, "base_path")
         self.service = Service(
-            service_id=_optional_text("service_id", service_id),
-            version=_optional_text("version", version),
-            release_id=_optional_text("release_id", release_id),
-            description=_optional_text("description", description),
-            notes=_texts("notes", notes),
-            links=_links(links),
+            service_id=optional_text("service_id", service_id),
+            version=optional_text("version", version),
+            release_id=optional_text("release_id", release_id),
+            description=optional_text("description", description),
+            notes=texts("notes", notes),
+            links=text_map("links", links),
             status_case=status_case,
-            expose_errors=expose_errors,
+            expose_errors=flag("expose_errors", expose_errors),
             started_at=time.time(),
         )
         self._states: dict[str, CheckState] = {}
         self._endpoints: dict[str, Endpoint] = {}
-        self._draining = False
+        self._draining = False  # this process drains (drain(), pre-stop, lifespan shutdown)
+        self._drained_by: instance.Instance | None = None  # a live instance's drain_file
         self._listeners: list[Listener] = []
         self._overall: Status | None = None
         self._first_round = threading.Event()
@@ -262,15 +248,13 @@ class Health:
         """Serve one more endpoint at ``path`` (absolute, not under ``base_path``)."""
         if not isinstance(group, str) or not group:
             raise TypeError("group must be a non-empty string: all, live, ready, started or a tag")
-        if not isinstance(details, bool) or not isinstance(drain, bool):
-            raise TypeError("details and drain must be True or False")
         self._add_endpoint(
             path,
             group=group,
             format=format,
-            details=details,
+            details=flag("details", details),
             status_codes=status_codes,
-            drain=drain,
+            drain=flag("drain", drain),
         )
         self.publish()
 
@@ -284,12 +268,13 @@ class Health:
         status_codes: Mapping[str, int] | None,
         drain: bool,
     ) -> None:
+        chosen = resolve(format)  # an unknown format is refused now, not at a request
         endpoint = Endpoint(
             normalise_path(path),
             group,
-            resolve(format),  # an unknown format is refused now, not at the first request
+            chosen,
             details,
-            status_code_map(status_codes),
+            status_code_map(status_codes, ietf=isinstance(chosen, Ietf)),
             drain,
         )
         with self._lock:
@@ -311,26 +296,48 @@ class Health:
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self._draining or self._drained_by is not None
 
     def drain(self) -> None:
         """Fail readiness (and every endpoint made with ``drain=True``) from now on.
-        With ``drain_file`` set, the file is created so every worker drains."""
+        With ``drain_file`` set, the file names this server instance, and every worker
+        that shares the path drains for as long as this instance lives."""
+        if self.drain_file is not None and not self._draining:
+            try:
+                with open(self.drain_file, "w") as marker:
+                    marker.write(instance.current().encode())
+            except OSError as exc:
+                logger.error("could not write drain_file %r: %s", self.drain_file, exc)
+        self.drain_process()
+
+    def drain_process(self) -> None:
+        """Drain this process alone: a worker that stops (a recycle, a lifespan
+        shutdown) leaves its siblings and successors serving."""
         if not self._draining:
             self._draining = True
             logger.info("draining: readiness now fails; liveness is unchanged")
-            if self.drain_file is not None:
-                try:
-                    with open(self.drain_file, "a"):
-                        pass
-                except OSError as exc:
-                    logger.error("could not create drain_file %r: %s", self.drain_file, exc)
         self.publish()
 
     def poll_drain_file(self) -> None:
-        """Drain if another process created ``drain_file`` (called each refresher tick)."""
-        if self.drain_file is not None and not self._draining and os.path.exists(self.drain_file):
-            self.drain()
+        """Follow ``drain_file`` (each refresher tick): drain while it names an instance
+        that is still alive; a file left by an instance that has gone is ignored."""
+        if self.drain_file is None:
+            return
+        try:
+            with open(self.drain_file) as marker:
+                owner = instance.Instance.decode(marker.read(64))
+        except FileNotFoundError:
+            owner = None
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.debug("could not read drain_file %r: %s", self.drain_file, exc)
+            owner = None
+        if owner is not None and not owner.alive():
+            owner = None
+        if owner != self._drained_by:
+            if owner is not None:
+                logger.info("draining: drain_file %r names a live instance", self.drain_file)
+            self._drained_by = owner
+            self.publish()
 
     def prestop(self, token: str, *, path: str | None = None, delay: float = 5.0) -> None:
         """Serve the pre-stop endpoint (default ``<base_path>/prestop``) for Kubernetes
@@ -338,6 +345,10 @@ class Health:
         drain and is answered after ``delay`` seconds; any other gets 401."""
         config = Prestop(normalise_path(path or self._root + "/prestop"), token, delay)
         with self._lock:
+            if self._prestop is not None:
+                raise ValueError(
+                    f"the pre-stop endpoint is already served at {self._prestop.path!r}"
+                )
             if config.path in self._endpoints:
                 raise ValueError(f"an endpoint at {config.path!r} already exists")
             self._prestop = config
@@ -379,7 +390,7 @@ class Health:
 
     def report(self) -> Report:
         """The full report (``base_path``'s) as of now, from the last recorded results."""
-        return evaluate(self._endpoints[self.base_path], self._states.values(), self._draining)
+        return evaluate(self._endpoints[self.base_path], self._states.values(), self.draining)
 
     def first_round_done(self) -> bool:
         """Whether a snapshot with every check's first result has been published."""
@@ -410,7 +421,7 @@ class Health:
         return build(
             self._endpoints.values(),
             self._states.values(),
-            draining=self._draining,
+            draining=self.draining,
             service=self.service,
             now=time.time(),
             valid_until=valid_until,
@@ -427,7 +438,7 @@ class Health:
             self.activated = True
             if self._runtime is not None and self._runtime.alive():
                 return
-            refresher = Refresher(self, DaemonPool(self.max_threads))
+            refresher = Refresher(self, CheckPool(self.max_threads))
             runtime = _Runtime(os.getpid(), refresher, loop)
             runtime.task = loop.create_task(refresher.run(), name="health-refresher")
             self._runtime = runtime
@@ -440,12 +451,14 @@ class Health:
             if self._runtime is not None and self._runtime.alive():
                 return
             loop = asyncio.new_event_loop()
-            refresher = Refresher(self, DaemonPool(self.max_threads))
+            refresher = Refresher(self, CheckPool(self.max_threads))
 
             def serve() -> None:
                 asyncio.set_event_loop(loop)
                 try:
                     loop.run_until_complete(refresher.run())
+                except RuntimeError as exc:  # its loop was stopped under it
+                    logger.warning("the health refresher's loop stopped: %s", exc)
                 finally:
                     loop.run_until_complete(loop.shutdown_asyncgens())
                     loop.close()
@@ -493,13 +506,26 @@ class Health:
             self.start_on_loop()
 
     def _after_fork(self) -> None:
-        """In a forked child nothing of the parent's refresher exists: start afresh."""
+        """In a forked child nothing of the parent's refresher exists: start afresh.
+        No rendering here and no lock of the parent's: another thread of the parent may
+        have held one at the fork. The expired snapshot sends the first request down
+        the slow path, which starts this process's refresher."""
         self._lock = threading.Lock()
         self._runtime = None
         self.activated = False
         self._draining = False
+        self._drained_by = None
         self._overall = None
         self._first_round = threading.Event()
         for state in self._states.values():
             state.reset()
-        self.snapshot = self._build(-math.inf)
+        self.snapshot = Snapshot(self.snapshot.answers, -math.inf)
+
+
+def _drain_path(path: object) -> str:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"drain_file must be a path, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise ValueError("drain_file must be a non-empty path")
+    return text

@@ -1,118 +1,142 @@
 """A bounded pool of daemon threads for sync checks.
 
 The standard ThreadPoolExecutor joins its threads at interpreter exit, so one hung
-check would hang shutdown; these threads are daemons. A hung check holds its thread
-until it returns (it is never started again meanwhile: single-flight), and the pool
-never grows past ``max_threads``.
+check would hang shutdown; these threads are daemons.
 
-So that hung checks cannot starve the others, runs are admitted by trust: a run of a
-check none of whose runs has ever come back from its thread is *untrusted*, and
-untrusted runs may hold at most ``max_threads - reserve`` threads at once (the count
-includes runs that hang); further untrusted runs wait for one of those to return. The
-reserve stays for checks that have returned before: a check that was slow once keeps
-its trust, and one that hangs now holds one thread at most (single-flight). A run that
-waits past its timeout is cancelled without ever starting, and reported as such.
+At most ``max_threads`` threads run checks that are within their timeout. A run past
+its timeout is *abandoned* by the refresher: it gives its place back at once, so a
+hung check never takes a place from the others, while its thread stays with it until
+the check returns (nothing can stop a Python thread). A check is never started again
+while a run of it is in flight (single-flight), so each hung check holds one thread at
+most: the threads are bounded by ``max_threads`` plus the number of checks hanging
+right now. A run still queued when it is abandoned is removed from the queue, so the
+queue never holds more than one run per check.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-_Job = tuple[Future[Any], Callable[[], Any], bool] | None
+
+class _Job:
+    __slots__ = ("abandoned", "fn", "future")
+
+    def __init__(self, future: Future[Any], fn: Callable[[], Any]) -> None:
+        self.future = future
+        self.fn = fn
+        self.abandoned = False
 
 
-class DaemonPool:
+class CheckPool:
     def __init__(self, max_threads: int, name: str = "health-check") -> None:
-        self._max = max_threads
-        self.untrusted_limit = max(1, max_threads - max(1, max_threads // 4))
+        self.max_threads = max_threads
         self._name = name
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._untrusted = 0  # untrusted runs queued or running (hung ones included)
-        self._waiting: deque[tuple[Future[Any], Callable[[], Any]]] = deque()
         self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._queue: deque[_Job] = deque()
+        self._jobs: dict[Future[Any], _Job] = {}  # queued or running
+        self._places = 0  # threads that count against max_threads (idle or in time)
+        self._idle = 0
+        self._spawned = 0
         self._closed = False
 
-    def submit(self, fn: Callable[[], Any], trusted: bool = True) -> Future[Any]:
-        """Run ``fn`` on a pool thread; an untrusted run may wait for an admission."""
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run ``fn`` on a pool thread; it waits in the queue while every place is taken."""
         future: Future[Any] = Future()
+        job = _Job(future, fn)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the check pool is shut down")
-            if trusted:
-                self._start((future, fn, True))
-            elif self._untrusted < self.untrusted_limit:
-                self._untrusted += 1
-                self._start((future, fn, False))
-            else:
-                self._waiting.append((future, fn))
+            self._queue.append(job)
+            self._jobs[future] = job
+            self._dispatch()
         return future
 
-    def _start(self, job: _Job) -> None:
-        """Queue a job for the threads (the lock is held)."""
-        self._jobs.put(job)
-        if self._idle == 0 and len(self._threads) < self._max:
-            thread = threading.Thread(
-                target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
-        else:
-            self._idle = max(0, self._idle - 1)
+    def abandon(self, future: Future[Any]) -> bool:
+        """The refresher gave up on this run. Return True when it had started (its
+        thread is left to finish it, outside the pool's count), False when it was
+        still queued (it is removed and cancelled, never to start)."""
+        with self._lock:
+            job = self._jobs.pop(future, None)
+            if job is None:
+                return future.running() or future.done()
+            if job in self._queue:
+                self._queue.remove(job)
+                future.cancel()
+                return False
+            job.abandoned = True
+            self._places -= 1  # its thread no longer counts
+            self._dispatch()
+            return True
 
-    def _admit_waiting(self) -> None:
-        """An untrusted run returned: admit the next waiting one (the lock is held)."""
-        while self._waiting:
-            future, fn = self._waiting.popleft()
-            if not future.cancelled():  # one that waited past its timeout is gone
-                self._untrusted += 1
-                self._start((future, fn, False))
-                return
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def _dispatch(self) -> None:
+        """Wake an idle thread for the queue, or start one if a place is free (the
+        lock is held)."""
+        if not self._queue:
+            return
+        if self._idle:
+            self._idle -= 1
+            self._wakeup.notify()
+        elif self._places < self.max_threads:
+            self._places += 1
+            self._spawned += 1
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-{self._spawned}", daemon=True
+            )
+            thread.start()
 
     def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            future, fn, trusted = job
-            error: BaseException | None = None
-            result: Any = None
-            started = future.set_running_or_notify_cancel()
-            if started:
+        self._lock.acquire()
+        try:
+            while True:
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    self._wakeup.wait()  # _dispatch took the idle count back
+                if not self._queue:  # closed, nothing left to run
+                    self._places -= 1
+                    return
+                job = self._queue.popleft()
+                self._lock.release()
                 try:
-                    result = fn()
-                except BaseException as exc:  # a check may raise anything; the thread survives
-                    error = exc
-            # Idle again *before* the result is published: the refresher may submit the
-            # next run as soon as it sees the result, and must find this thread free
-            # rather than start another.
-            with self._lock:
-                self._idle += 1
-                if not trusted:
-                    self._untrusted -= 1
-                    self._admit_waiting()
-            if started:
-                if error is None:
-                    future.set_result(result)
-                else:
-                    future.set_exception(error)
-            del job, future, fn, result, error
+                    self._run(job)
+                finally:
+                    self._lock.acquire()
+                self._jobs.pop(job.future, None)
+                if job.abandoned:
+                    # Rejoin the pool only where a place is free; else this thread ends.
+                    if self._places >= self.max_threads or self._closed:
+                        return
+                    self._places += 1
+                del job
+        finally:
+            self._lock.release()
 
-    def threads(self) -> int:
-        return sum(t.is_alive() for t in self._threads)
-
-    def held_by_untrusted(self) -> int:
-        return self._untrusted
+    @staticmethod
+    def _run(job: _Job) -> None:
+        future = job.future
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = job.fn()
+        except BaseException as exc:  # a check may raise anything; the thread survives
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
     def shutdown(self) -> None:
         """Stop idle threads; a thread stuck in a hung check ends when the check does."""
         with self._lock:
             self._closed = True
-            for _ in self._threads:
-                self._jobs.put(None)
+            for job in self._queue:
+                job.future.cancel()
+            self._queue.clear()
+            self._jobs.clear()
+            self._idle = 0
+            self._wakeup.notify_all()

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from health_middleware.check import seconds
 from health_middleware.response import Prepared, prepare
+from health_middleware.validation import seconds
 
 _TOKEN = re.compile(r"[\x21-\x7e]{16,}")
 _JSON = "application/health+json"
@@ -44,7 +44,7 @@ class Prestop:
         object.__setattr__(self, "not_allowed", not_allowed)
 
     def authorised(self, authorization: bytes | None) -> bool:
-        return bearer_matches(authorization, b"Bearer " + self.token.encode("ascii"))
+        return bearer_matches(authorization, self.token.encode("ascii"))
 
 
 def valid_token(token: object, what: str) -> str:
@@ -53,7 +53,10 @@ def valid_token(token: object, what: str) -> str:
     return token
 
 
-def bearer_matches(authorization: bytes | None, expected: bytes) -> bool:
-    """Constant-time comparison of an ``Authorization`` header with ``Bearer <token>``:
-    a wrong token takes as long, and gets as little, as none."""
-    return hmac.compare_digest(authorization or b"", expected)
+def bearer_matches(authorization: bytes | None, token: bytes) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <token>``: the scheme in any
+    case (RFC 9110), the token compared in constant time, so a wrong token takes as
+    long, and gets as little, as none."""
+    scheme, _, credentials = (authorization or b"").strip().partition(b" ")
+    matches = hmac.compare_digest(credentials.strip(), token)
+    return matches and scheme.lower() == b"bearer"

@@ -4,6 +4,10 @@ One per process, as a coroutine: on the app's event loop under ASGI (so async ch
 can use the app's clients), on a daemon thread's own loop under WSGI. Sync checks run
 on a bounded pool of daemon threads. A run still in flight is never started again;
 past its timeout it is reported as failed and abandoned.
+
+What is in flight belongs to one refresher: a refresher started after another died
+(its loop closed, its thread gone) starts every check afresh, and a run of a refresher
+that has stopped is never recorded.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from health_middleware.check import CheckState
-from health_middleware.pool import DaemonPool
+from health_middleware.pool import CheckPool
 from health_middleware.result import (
     Outcome,
     from_exception,
@@ -54,50 +58,58 @@ async def _call_async(fn: Callable[[], Any]) -> _Ran:
         return True, exc
 
 
-def _returned(state: CheckState, run: Future[Any]) -> None:
-    """A sync run came back from its thread (in time or late): the check is trusted
-    from now on (see pool.py). Runs on the pool thread; a bool assignment is atomic."""
-    if not run.cancelled():
-        state.trusted = True
-
-
 def _consume(future: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned run's result so asyncio does not log it as lost."""
     if not future.cancelled():
         future.exception()
 
 
+Inflight = asyncio.Future[Any] | Future[Any]
+
+
 class Refresher:
-    def __init__(self, health: Health, pool: DaemonPool) -> None:
+    def __init__(self, health: Health, pool: CheckPool) -> None:
         self._health = health
         self._pool = pool
         self._due: dict[str, float] = {}
         self._runs: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, Inflight] = {}  # check name -> its run in flight
         self._wake = asyncio.Event()
         self._stopping = False
 
     async def run(self) -> None:
-        health = self._health
         try:
-            while not self._stopping:
-                now = time.monotonic()
-                wake_at = now + TICK
-                for state in list(health.states()):  # checks may be added at any time
-                    name = state.check.name
-                    due = self._due.get(name, now)
-                    if due <= now:
-                        self._launch(state)
-                        due = now + state.check.interval
-                        self._due[name] = due
-                    wake_at = min(wake_at, due)
+            await self._loop()
+        except GeneratorExit:  # discarded with a loop that died under it: nothing runs
+            self._pool.shutdown()
+            raise
+        except BaseException:
+            await self._finish()
+            raise
+        await self._finish()
+
+    async def _loop(self) -> None:
+        health = self._health
+        while not self._stopping:
+            now = time.monotonic()
+            wake_at = now + TICK
+            for state in list(health.states()):  # checks may be added at any time
+                name = state.check.name
+                due = self._due.get(name, now)
+                if due <= now:
+                    self._launch(state)
+                    due = now + state.check.interval
+                    self._due[name] = due
+                wake_at = min(wake_at, due)
+            try:
                 health.poll_drain_file()
                 health.publish()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
-                        await self._wake.wait()
-        finally:
-            await self._finish()
+            except Exception:  # never let one bad value stop every check
+                logger.exception("publishing the health snapshot failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
+                    await self._wake.wait()
 
     def stop(self) -> None:
         """Ask the loop to end (call on the refresher's own loop)."""
@@ -105,7 +117,8 @@ class Refresher:
         self._wake.set()
 
     def _launch(self, state: CheckState) -> None:
-        if state.busy():
+        inflight = self._inflight.get(state.check.name)
+        if inflight is not None and not inflight.done():
             return  # single-flight: the last run has not returned yet
         task = asyncio.get_running_loop().create_task(
             self._run(state), name=f"health-check:{state.check.name}"
@@ -117,15 +130,14 @@ class Refresher:
         check = state.check
         started = time.monotonic()
         work: asyncio.Future[_Ran]
+        pending: Future[Any] | None = None
         if check.is_async:
             work = asyncio.ensure_future(_call_async(check.fn))
-            state.inflight = work
+            self._inflight[check.name] = work
         else:
-            pending = self._pool.submit(lambda: _call_sync(check.fn), trusted=state.trusted)
-            pending.add_done_callback(lambda done: _returned(state, done))
-            state.inflight = pending
+            pending = self._pool.submit(lambda: _call_sync(check.fn))
+            self._inflight[check.name] = pending
             work = asyncio.wrap_future(pending)
-        state.runs += 1
         try:
             done, _ = await asyncio.wait((work,), timeout=check.timeout)
         except asyncio.CancelledError:
@@ -134,9 +146,9 @@ class Refresher:
         duration = time.monotonic() - started
         now = time.time()
         outcome: Outcome
-        if not done and isinstance(state.inflight, Future) and state.inflight.cancel():
-            # It waited for a thread all along: the threads are held by hung runs.
-            outcome = not_started(self._pool.held_by_untrusted(), now)
+        if not done and pending is not None and not self._pool.abandon(pending):
+            # It waited for a thread all along: the others were busy the whole time.
+            outcome = not_started(self._pool.max_threads, duration, now)
         elif not done:
             work.cancel()  # an async run gets CancelledError; a thread is abandoned
             work.add_done_callback(_consume)
@@ -156,15 +168,17 @@ class Refresher:
             raised, value = work.result()
             convert = from_exception if raised else from_return
             outcome = convert(value, now, duration)
+        if self._stopping:
+            return  # a stopped refresher's late results are not news
         self._health.record(state, outcome)
         self._wake.set()
 
     async def _finish(self) -> None:
         """Cancel what is in flight and give it a moment to unwind."""
         pending: set[asyncio.Future[Any]] = set(self._runs)
-        for state in self._health.states():
-            if isinstance(state.inflight, asyncio.Future) and not state.inflight.done():
-                pending.add(state.inflight)
+        for run in self._inflight.values():
+            if isinstance(run, asyncio.Future) and not run.done():
+                pending.add(run)
         for future in pending:
             future.cancel()
         if pending:

@@ -59,11 +59,26 @@ class Report:
     output: str | None
     checks: tuple[Counted, ...]
     phase: Phase = "serving"
+    # Whether a failing non-critical check only degrades this report to warn (the
+    # full report), rather than failing it (a probe or tag group).
+    softened: bool = False
 
     @property
     def stale(self) -> bool:
         """The health machinery itself failed to publish in time."""
         return self.phase == "stale"
+
+    def fails(self, counted: Counted) -> bool:
+        """Whether this check's status fails the whole report."""
+        return counted.status == "fail" and (counted.check.critical or not self.softened)
+
+    @property
+    def reason(self) -> str:
+        """What fails the report when no listed check does (starting, draining,
+        stale, or checks left out of a minimal body): the phase, or ``checks``.
+        Formats whose whole must be the conjunction of their listed checks add an
+        entry of this name."""
+        return "checks" if self.phase == "serving" else self.phase
 
 
 def _summary(checks: Iterable[Counted]) -> str | None:
@@ -95,7 +110,7 @@ def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -
     # readiness, or the tag would mean nothing).
     softened = endpoint.group == ALL
     status = aggregate((c.check.critical or not softened, c.status) for c in done)
-    return Report(status, None if status == "pass" else _summary(done), done)
+    return Report(status, None if status == "pass" else _summary(done), done, softened=softened)
 
 
 def stale() -> Report:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +46,8 @@ def prepare(
 METHOD_NOT_ALLOWED, _ = prepare(
     405, "text/plain; charset=utf-8", b"method not allowed\n", [("allow", "GET, HEAD")]
 )
+
+
+def head_of(response: Prepared) -> Prepared:
+    """The HEAD twin of a GET response: the same status and headers, no body."""
+    return replace(response, body=b"")

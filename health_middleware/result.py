@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from health_middleware.status import Status, normalise_status
+from health_middleware.validation import optional_text, safe_text, text_map, texts
 
 # An observed value larger than this, once encoded, is refused: a health report is no
 # place for a payload, and a check that returns one is misbehaving.
@@ -30,23 +31,22 @@ class CheckResult:
     observed_unit: str | None = None
     output: str | None = None
     component_id: str | None = None
-    affected_endpoints: Sequence[str] = ()
+    affected_endpoints: Iterable[str] = ()
     links: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "status", normalise_status(self.status))
+        # Text is made safe here, where a check's words enter: nothing a check returns
+        # can make a later render fail.
+        set_field = object.__setattr__
+        set_field(self, "status", normalise_status(self.status))
         for name in ("observed_unit", "output", "component_id"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"CheckResult.{name} must be a string or None")
-        if isinstance(self.affected_endpoints, str) or not all(
-            isinstance(e, str) for e in self.affected_endpoints
-        ):
-            raise TypeError("CheckResult.affected_endpoints must be a sequence of strings")
-        object.__setattr__(self, "affected_endpoints", tuple(self.affected_endpoints))
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.links.items()):
-            raise TypeError("CheckResult.links must map strings to strings")
-        object.__setattr__(self, "links", dict(self.links))
+            set_field(self, name, optional_text(f"CheckResult.{name}", getattr(self, name)))
+        set_field(
+            self,
+            "affected_endpoints",
+            texts("CheckResult.affected_endpoints", self.affected_endpoints),
+        )
+        set_field(self, "links", text_map("CheckResult.links", self.links))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +74,22 @@ def _safe_repr(value: object, limit: int = 200) -> str:
         text = repr(value)
     except Exception as exc:  # a hostile __repr__ must not break the refresher
         text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    text = safe_text(text)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _exception_detail(exc: BaseException) -> str:
     try:
-        message = str(exc)
+        message = safe_text(str(exc))
     except Exception:
         message = "<message unavailable>"
-    name = type(exc).__name__
+    name = _kind(exc)
     return f"{name}: {message}" if message else name
+
+
+def _kind(value: object) -> str:
+    """The type's name, safe to publish (a class can be given any name)."""
+    return safe_text(str(type(value).__name__))
 
 
 def _failed(now: float, duration: float, output: str, detail: str | None = None) -> Outcome:
@@ -92,34 +98,35 @@ def _failed(now: float, duration: float, output: str, detail: str | None = None)
 
 def from_exception(exc: BaseException, now: float, duration: float) -> Outcome:
     """A check raised: publish the exception's type, keep its message for opt-in."""
-    return _failed(now, duration, type(exc).__name__, _exception_detail(exc))
+    return _failed(now, duration, _kind(exc), _exception_detail(exc))
 
 
 def from_timeout(timeout: float, now: float, duration: float) -> Outcome:
     return _failed(now, duration, "timeout", f"timed out after {timeout:g} s")
 
 
-def not_started(held: int, now: float) -> Outcome:
-    """A sync run refused by the pool: the threads it may use are held by hung runs."""
+def not_started(threads: int, waited: float, now: float) -> Outcome:
+    """A sync run that found no free check thread within its timeout."""
     return _failed(
         now,
-        0.0,
+        waited,
         "not started: no free check thread",
-        f"not started: {held} runs that have not returned hold the threads this check may use",
+        f"not started: all {threads} check threads were running other checks for {waited:g} s",
     )
 
 
-def _json_safe(value: Any) -> str | None:
-    """Return why ``value`` cannot be an observedValue, or None when it can."""
+def _frozen(value: Any) -> tuple[Any, str | None]:
+    """A private copy of an observed value (a check may mutate what it returned, and
+    every render must see what it returned then), or why it cannot be one."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "observed_value must be a finite number"
+        return None, "observed_value must be a finite number"
     try:
         encoded = orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError):
-        return f"observed_value of type {type(value).__name__} is not JSON-serialisable"
+    except TypeError:  # orjson.JSONEncodeError included
+        return None, f"observed_value of type {_kind(value)} is not JSON-serialisable"
     if len(encoded) > MAX_OBSERVED_BYTES:
-        return f"observed_value is larger than {MAX_OBSERVED_BYTES} bytes once encoded"
-    return None
+        return None, f"observed_value is larger than {MAX_OBSERVED_BYTES} bytes once encoded"
+    return orjson.loads(encoded), None
 
 
 def from_return(value: object, now: float, duration: float) -> Outcome:
@@ -130,14 +137,14 @@ def from_return(value: object, now: float, duration: float) -> Outcome:
     if value is False:
         return _failed(now, duration, "check returned False")
     if isinstance(value, CheckResult):
-        problem = _json_safe(value.observed_value)
+        observed, problem = _frozen(value.observed_value)
         if problem is not None:
             return _failed(now, duration, problem)
         return Outcome(
             value.status,  # type: ignore[arg-type]  # normalised in __post_init__
             now,
             duration,
-            observed_value=value.observed_value,
+            observed_value=observed,
             observed_unit=value.observed_unit,
             output=value.output,
             detail=value.output,
@@ -151,7 +158,7 @@ def from_return(value: object, now: float, duration: float) -> Outcome:
         return _failed(
             now, duration, "a sync check returned an awaitable: declare the check 'async def'"
         )
-    kind = type(value).__name__
+    kind = _kind(value)
     return _failed(
         now,
         duration,

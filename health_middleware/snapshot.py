@@ -5,14 +5,19 @@ Readers take ``health.snapshot`` once and use it; nothing in it is ever mutated.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+
+import orjson
 
 from health_middleware.check import CheckState
 from health_middleware.endpoint import Endpoint
 from health_middleware.prestop import Prestop, bearer_matches
 from health_middleware.report import Report, Service, evaluate, stale
-from health_middleware.response import Prepared, prepare
+from health_middleware.response import Prepared, head_of, prepare
+
+logger = logging.getLogger("health_middleware")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +28,7 @@ class Answers:
     stale_head: Prepared
     prestop: Prestop | None = None  # the pre-stop endpoint acts rather than answers
     detailed: Answers | None = None  # for a request bearing the details token
-    token: bytes | None = None  # "Bearer <details token>"
+    token: bytes | None = None  # the details token
     # Whether a request needs the slow path (an action, or a token to compare): a plain
     # field, read on every probe, where a property would cost a call.
     special: bool = False
@@ -43,12 +48,31 @@ class Snapshot:
     valid_until: float  # time.monotonic(); past it, the stale answers apply
 
 
+_RENDER_FAILED = "application/health+json"
+_reported_failures: set[tuple[str, str]] = set()  # (path, error kind): logged once each
+
+
+def _render(endpoint: Endpoint, report: Report, service: Service, now: float) -> Prepared:
+    """The endpoint's finished response; a format that raises is contained: this
+    endpoint answers 500 saying so, and every other endpoint is unaffected."""
+    try:
+        rendered = endpoint.format.render(report, endpoint, service, now)
+        return prepare(rendered.status, rendered.content_type, rendered.body)[0]
+    except Exception as exc:
+        kind = type(exc).__name__
+        if (endpoint.path, kind) not in _reported_failures:
+            _reported_failures.add((endpoint.path, kind))
+            logger.exception("rendering %s failed; it answers 500 until it renders", endpoint.path)
+        body = orjson.dumps(
+            {"status": "fail", "output": f"the report could not be rendered: {kind}"}
+        )
+        return prepare(500, _RENDER_FAILED, body)[0]
+
+
 def _answers(endpoint: Endpoint, report: Report, service: Service, now: float) -> Answers:
-    fresh = endpoint.format.render(report, endpoint, service, now)
-    get, head = prepare(fresh.status, fresh.content_type, fresh.body)
-    old = endpoint.format.render(stale(), endpoint, service, now)
-    stale_get, stale_head = prepare(old.status, old.content_type, old.body)
-    return Answers(get, head, stale_get, stale_head)
+    get = _render(endpoint, report, service, now)
+    stale_get = _render(endpoint, stale(), service, now)
+    return Answers(get, head_of(get), stale_get, head_of(stale_get))
 
 
 def build(
@@ -73,7 +97,7 @@ def build(
     # With expose_errors every answer has the details already: no token needed.
     detailed = details_token is not None and not service.expose_errors
     exposed = replace(service, expose_errors=True) if detailed else service
-    token = b"Bearer " + details_token.encode("ascii") if details_token else None
+    token = details_token.encode("ascii") if details_token else None
     for endpoint in endpoints:
         report = evaluate(endpoint, states, draining)
         entry = _answers(endpoint, report, service, now)

@@ -16,7 +16,11 @@ _monotonic = time.monotonic
 
 def _authorization(environ: WSGIEnvironment) -> bytes | None:
     header = environ.get("HTTP_AUTHORIZATION")
-    return header.encode("latin-1") if isinstance(header, str) else None
+    if not isinstance(header, str):
+        return None
+    # PEP 3333 headers are Latin-1 strings; a server (or a test client) may pass
+    # others: they can never match a token, and must not raise.
+    return header.encode("latin-1", "replace")
 
 
 _READ = frozenset(("GET", "HEAD"))
@@ -43,14 +47,21 @@ class WSGIHealthMiddleware:
         answers = snapshot.answers.get(path)
         if answers is None:
             return self.app(environ, start_response)
-        # HEAD gets the GET response: a WSGI server drops the body of a HEAD
-        # response itself (RFC 9110), and Content-Length then matches what was sent.
+        # HEAD gets the GET's headers and no body: not every WSGI server drops a HEAD
+        # body itself (wsgiref and waitress send it, and a keep-alive connection then
+        # reads it as the next response).
         if not answers.special and _monotonic() <= snapshot.valid_until:
-            response = answers.get if environ.get("REQUEST_METHOD") in _READ else METHOD_NOT_ALLOWED
-        else:  # not yet started, stale, or the pre-stop action
+            method = environ.get("REQUEST_METHOD")
+            if method == "GET":
+                response = answers.get
+            elif method == "HEAD":
+                response = answers.head
+            else:
+                response = METHOD_NOT_ALLOWED
+        else:  # not yet started, stale, a token to compare, or the pre-stop action
             response = self._slow(path, answers, environ)
         start_response(response.wsgi_status, list(response.wsgi_headers))
-        return [response.body]
+        return [response.body] if response.body else []
 
     def _slow(self, path: str, answers: Answers, environ: WSGIEnvironment) -> Prepared:
         health = self.health
@@ -64,12 +75,15 @@ class WSGIHealthMiddleware:
             return self._prestop(answers.prestop, environ)
         if answers.token is not None:  # only then is a header worth reading
             answers = answers.for_bearer(_authorization(environ))
-        if environ.get("REQUEST_METHOD") not in _READ:
+        method = environ.get("REQUEST_METHOD")
+        if method not in _READ:
             return METHOD_NOT_ALLOWED
-        if _monotonic() > snapshot.valid_until:
+        stale = _monotonic() > snapshot.valid_until
+        if stale:
             health.revive()
-            return answers.stale_get
-        return answers.get
+        if method == "HEAD":
+            return answers.stale_head if stale else answers.head
+        return answers.stale_get if stale else answers.get
 
     def _prestop(self, prestop: Prestop, environ: WSGIEnvironment) -> Prepared:
         if environ.get("REQUEST_METHOD") not in ("GET", "POST"):

@@ -158,19 +158,39 @@ async def test_lifespan_passes_through_with_the_same_scope_and_starts_the_refres
     assert health.draining  # shutdown drains
 
 
-@pytest.mark.parametrize("when", ["before-receive", "after-receive", "returns"])
+@pytest.mark.parametrize("when", ["before-receive", "returns"])
 async def test_lifespan_is_answered_for_an_app_that_rejects_it(when: str) -> None:
     health = Health(interval=0.05)
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            if when == "after-receive":
-                await receive()
-            if when != "returns":
-                raise ValueError("Django can only handle ASGI/HTTP connections, not lifespan.")
+        if scope["type"] == "lifespan" and when != "returns":
+            raise ValueError("Django can only handle ASGI/HTTP connections, not lifespan.")
 
     sent = await run_lifespan(HealthMiddleware(inner, health), {"type": "lifespan"})
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_an_app_that_fails_its_startup_is_not_reported_started() -> None:
+    """An app that took the startup message and then raised failed its own start-up:
+    the error reaches the server (which exits under --lifespan on, as it would without
+    the middleware), and no startup.complete is sent for it."""
+    health = Health(interval=0.05)
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise ConnectionRefusedError("the database is down")
+
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with pytest.raises(ConnectionRefusedError):
+        await HealthMiddleware(inner, health)({"type": "lifespan"}, inbox.get, send)  # type: ignore[arg-type]
+    assert sent == []
+    assert not health.activated
 
 
 async def test_startup_failed_is_passed_through_and_nothing_starts() -> None:

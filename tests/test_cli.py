@@ -73,9 +73,10 @@ def test_probe_fails_within_its_timeout_on_a_server_that_never_answers() -> None
         ["http://127.0.0.1/", "--timeout", "x"],
     ],
 )
-def test_probe_usage_errors_exit_2(args: list[str]) -> None:
+def test_probe_usage_errors_exit_1(args: list[str]) -> None:
+    """Docker reserves exit code 2 for HEALTHCHECK: every failure is 1."""
     result = probe(*args)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "usage:" in result.stderr
 
 

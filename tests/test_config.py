@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from health_middleware import CheckResult, Health, HealthMiddleware, WSGIHealthMiddleware
+from tests.support import call, poll
+from tests.test_asgi import plain_app
 
 
 def ok() -> None: ...
@@ -28,6 +30,16 @@ def ok() -> None: ...
         ({"status_case": "title"}, ValueError, "status_case"),
         ({"expose_errors": "yes"}, TypeError, "expose_errors"),
         ({"version": 1}, TypeError, "version must be a string"),
+        ({"interval": 1e-6}, ValueError, "interval must be at least 0.01 s"),
+        ({"timeout": 0.001}, ValueError, "timeout must be at least 0.01 s"),
+        ({"max_threads": "8"}, TypeError, "max_threads must be a whole number"),
+        ({"max_threads": 2.0}, TypeError, "max_threads must be a whole number"),
+        ({"drain_file": ""}, ValueError, "drain_file must be a non-empty path"),
+        ({"drain_file": 3}, TypeError, "drain_file must be a path"),
+        ({"wait_first_round": 1}, TypeError, "wait_first_round"),
+        ({"notes": "one note"}, TypeError, "notes must be a collection of strings"),
+        ({"notes": [1]}, TypeError, "notes must be a collection of strings"),
+        ({"links": {"self": 1}}, TypeError, "links must map strings to strings"),
     ],
 )
 def test_bad_health_options(options: dict[str, Any], error: type[Exception], message: str) -> None:
@@ -46,7 +58,7 @@ def test_bad_health_options(options: dict[str, Any], error: type[Exception], mes
         ("db", ok, {"interval": 0}, ValueError, "interval"),
         ("db", ok, {"timeout": -2}, ValueError, "timeout"),
         ("db", ok, {"critical": "yes"}, TypeError, "critical"),
-        ("db", ok, {"tags": "live"}, TypeError, "not a string"),
+        ("db", ok, {"tags": "live"}, TypeError, "tags must be a collection of strings"),
         ("db", ok, {"tags": ["has space"]}, ValueError, "simple word"),
         ("db", ok, {"failure_threshold": 0}, ValueError, "failure_threshold"),
         ("db", ok, {"component_type": ""}, TypeError, "component_type"),
@@ -82,6 +94,15 @@ def test_duplicate_names_and_paths() -> None:
             "unknown",
         ),
         ({"status_codes": {"pass": 200, "warn": 200, "fail": 99}}, ValueError, "200 to 599"),
+        ({"status_codes": {"pass": 204, "warn": 200, "fail": 503}}, ValueError, "carries a body"),
+        ({"status_codes": {"pass": 200, "warn": 205, "fail": 503}}, ValueError, "carries a body"),
+        ({"status_codes": {"pass": 304, "warn": 200, "fail": 503}}, ValueError, "carries a body"),
+        ({"status_codes": {"pass": 101, "warn": 200, "fail": 503}}, ValueError, "200 to 599"),
+        ({"status_codes": {"pass": "200", "warn": 200, "fail": 503}}, TypeError, "an int"),
+        # The IETF draft: pass and warn in 2xx-3xx, fail in 4xx-5xx.
+        ({"status_codes": {"pass": 200, "warn": 200, "fail": 200}}, ValueError, "IETF"),
+        ({"status_codes": {"pass": 200, "warn": 429, "fail": 503}}, ValueError, "IETF"),
+        ({"status_codes": {"pass": 503, "warn": 200, "fail": 503}}, ValueError, "IETF"),
         ({"group": ""}, TypeError, "group"),
         ({"details": 1}, TypeError, "details"),
     ],
@@ -124,3 +145,40 @@ def test_middleware_arguments() -> None:
         HealthMiddleware(None, Health())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="WSGI application"):
         WSGIHealthMiddleware(None, Health())  # type: ignore[arg-type]
+
+
+def test_other_formats_may_map_statuses_freely() -> None:
+    health = Health()
+    health.endpoint("/lb", format="text", status_codes={"pass": 200, "warn": 429, "fail": 200})
+
+
+def test_a_second_prestop_is_refused_not_silently_replaced() -> None:
+    health = Health()
+    health.prestop("a-token-of-sixteen+chars")
+    with pytest.raises(ValueError, match="already served at '/health/prestop'"):
+        health.prestop("another-token-of-sixteen+", path="/other")
+
+
+async def test_generators_are_read_once_and_kept() -> None:
+    """Any iterable is accepted for notes, tags and affected_endpoints, a generator
+    too: validation must not consume what it then keeps."""
+    health = Health(interval=60, notes=(note for note in ["rolling out"]))
+
+    def failing() -> CheckResult:
+        return CheckResult("fail", affected_endpoints=(e for e in ["/from-result"]))
+
+    health.add_check(
+        "db",
+        failing,
+        tags=(tag for tag in ["ready", "db"]),
+        affected_endpoints=(e for e in ["/orders"]),
+    )
+    health.add_check("other", lambda: False, affected_endpoints=(e for e in ["/carts"]))
+    health.endpoint("/db", group="db")
+    app = HealthMiddleware(plain_app, health)
+    report = (await poll(app, "/health", lambda r: "db" in r.json().get("checks", {}))).json()
+    assert report["notes"] == ["rolling out"]
+    assert report["checks"]["db"][0]["affectedEndpoints"] == ["/from-result"]
+    assert report["checks"]["other"][0]["affectedEndpoints"] == ["/carts"]
+    assert "db" in (await call(app, "/db")).json()["checks"]  # the tag was kept
+    await health.stop_async()

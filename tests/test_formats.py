@@ -409,3 +409,128 @@ def test_any_mix_of_outcomes_in_every_format(mix: list[tuple[str, bool, bool]]) 
     finally:
         release.set()
         health.stop()
+
+
+# -- the whole is what the listed checks say (MicroProfile's AND, Spring's aggregation) ----
+
+_SPRING_ORDER = ("DOWN", "OUT_OF_SERVICE", "UP", "UNKNOWN")
+
+
+def _spring_aggregate(components: dict[str, Any]) -> str:
+    statuses = {c["status"] for c in components.values()} or {"UP"}
+    return next(s for s in _SPRING_ORDER if s in statuses)
+
+
+def _conjunction(checks: list[dict[str, Any]], key: str) -> str:
+    return "DOWN" if any(c[key] == "DOWN" for c in checks) else "UP"
+
+
+def _assert_consistent(running: Service) -> None:
+    doc = running.get("/f/microprofile").json()
+    assert doc["status"] == _conjunction(doc["checks"], "status"), doc
+    doc = running.get("/f/mp1").json()
+    assert doc["outcome"] == _conjunction(doc["checks"], "state"), doc
+    spring = running.get("/f/spring").json()
+    assert spring["status"] == _spring_aggregate(spring["components"]), spring
+
+
+def test_a_non_critical_failure_keeps_every_format_self_consistent(service: Service) -> None:
+    control(service.health, "db")
+    cache = control(service.health, "cache", critical=False)
+    cache["result"] = False
+    service.until("/health", 200)
+    doc = service.get("/f/microprofile").json()
+    assert doc["status"] == "UP"
+    entry = next(c for c in doc["checks"] if c["name"] == "cache")
+    assert entry["status"] == "UP"  # a warning for the whole: UP, its failure in data
+    assert entry["data"]["status"] == "fail"
+    assert entry["data"]["critical"] is False
+    spring = service.get("/f/spring").json()
+    assert spring["components"]["cache"]["status"] == "UP"
+    assert spring["components"]["cache"]["details"]["warning"] is True
+    _assert_consistent(service)
+
+
+def test_starting_draining_and_failing_phases_stay_self_consistent() -> None:
+    release = threading.Event()
+    health = Health(interval=0.05, timeout=5)
+    health.add_check("slow", lambda: release.wait(5))
+    running = Service(health)
+    health.endpoint("/f/mp-ready", group="ready", format="microprofile", details=False)
+    starting = running.get("/f/microprofile")
+    assert starting.status == 503
+    assert starting.json()["checks"][-1]["name"] == "starting"
+    _assert_consistent(running)
+    release.set()
+    running.until("/f/microprofile", 200)
+    health.drain()
+    health.endpoint("/f/spring-ready", group="ready", format="spring", drain=True)
+    spring = running.until("/f/spring-ready", 503).json()
+    assert spring["status"] == "OUT_OF_SERVICE"
+    assert spring["components"]["draining"]["status"] == "OUT_OF_SERVICE"
+    minimal = running.get("/f/mp-ready").json()
+    assert minimal["status"] == _conjunction(minimal["checks"], "status") == "UP"
+    health.stop()
+
+
+def test_a_failing_minimal_microprofile_body_lists_why() -> None:
+    health = Health(interval=0.05)
+    health.add_check("db", lambda: False)
+    health.endpoint("/q/ready", group="ready", format="microprofile", details=False)
+    running = Service(health)
+    running.until("/health/started", 200)
+    doc = running.get("/q/ready").json()
+    assert doc["status"] == "DOWN"
+    assert doc["checks"] == [
+        {"name": "checks", "status": "DOWN", "data": {"output": "failing: db"}}
+    ]
+    health.stop()
+
+
+# -- no credentials from a repository URL reach /health/info -------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://deploy:{secret}@git.example.com/repo.git",
+        "https://deploy:{secret}@git.example.com/abc/api.git",
+        "https://{secret}@github.com/abc/api",
+        "https://x-access-token:{secret}@github.com/abc/api.git/",
+        "ssh://git:{secret}@git.example.com:2222/abc/api.git",
+        "{secret}@git.example.com:abc/api.git",
+        "http://user:{secret}@10.0.0.1:8080/scm/abc/api.git?private_token={secret}",
+        "git.example.com/abc/api.git?token={secret}#{secret}",
+    ],
+)
+def test_no_credentials_from_any_url_form_reach_info(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cr3t-T0KEN-value"
+    remote = url.format(secret=secret)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("0123456789abcdef0123456789abcdef01234567\n")
+    (tmp_path / ".git" / "config").write_text(f'[remote "origin"]\n\turl = {remote}\n')
+    monkeypatch.chdir(tmp_path)
+    for names in info_variables():
+        monkeypatch.delenv(names, raising=False)
+    from_git = Service(Health(interval=60)).get("/health/info")
+    assert secret.encode() not in from_git.body
+    assert from_git.json()["repo"].endswith(("repo", "abc/api"))
+    monkeypatch.setenv("HEALTH_REPO", remote)  # the same URL from the environment
+    from_environment = Service(Health(interval=60)).get("/health/info")
+    assert secret.encode() not in from_environment.body
+
+
+def info_variables() -> list[str]:
+    from health_middleware.formats.info import ENVIRONMENT_VARIABLES
+
+    return [name for names in ENVIRONMENT_VARIABLES.values() for name in names]
+
+
+def test_a_lone_surrogate_anywhere_in_info_is_rendered_safely(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HEALTH_ENVIRONMENT", "prod-\udcff")  # a non-UTF-8 environment
+    doc = Service(Health(interval=60)).get("/health/info").json()
+    assert doc["environment"] == "prod-\\udcff"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -287,3 +289,140 @@ def test_prestop_drains_every_gunicorn_worker(tmp_path: Path) -> None:
         # After the delay every worker has drained: readiness fails, liveness holds.
         assert {running.get("/health/ready").status for _ in range(20)} == {503}
         assert {running.get("/health/live").status for _ in range(20)} == {200}
+
+
+# -- a worker's own exit never drains its siblings or successors ----------------------------
+
+
+async def test_a_workers_lifespan_shutdown_drains_only_itself(tmp_path: Path) -> None:
+    marker = tmp_path / "draining"
+    stopping, sibling = (
+        Health(interval=0.05, drain_file=marker),
+        Health(interval=0.05, drain_file=marker),
+    )
+    apps = [HealthMiddleware(plain_app, h) for h in (stopping, sibling)]
+    for app in apps:
+        await poll(app, "/health/ready", lambda r: r.status == 200)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for message in ({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}):
+        await inbox.put(message)
+
+    async def send(message: Any) -> None:
+        pass
+
+    await apps[0]({"type": "lifespan"}, inbox.get, send)  # type: ignore[arg-type]
+    assert stopping.draining
+    assert not marker.exists()
+    await asyncio.sleep(1.2)  # a refresher tick: the sibling would have seen a file
+    assert (await call(apps[1], "/health/ready")).status == 200
+    await sibling.stop_async()
+
+
+def test_a_drain_file_left_by_a_gone_instance_is_ignored(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from health_middleware.instance import current, start_time
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone_started = start_time(gone.pid)
+    gone.wait()
+    marker = tmp_path / "draining"
+    health = Health(interval=0.05, drain_file=marker)
+    client = Client(WSGIHealthMiddleware(wsgi_app, health))
+    for owner in (
+        f"{gone.pid} {gone_started}\n",  # an instance that has exited
+        f"{os.getpid()} 1\n",  # a live pid, but reused: another start time
+        "",  # a file from an older version, or touched by hand
+    ):
+        marker.write_text(owner)
+        deadline = time.monotonic() + 10
+        while client.get("/health/ready").status_code != 200:
+            assert time.monotonic() < deadline
+        time.sleep(1.2)  # at least one refresher tick has read the file
+        assert client.get("/health/ready").status_code == 200, owner
+    marker.write_text(current().encode())  # this instance, alive: a drain
+    deadline = time.monotonic() + 3
+    while client.get("/health/ready").status_code != 503:
+        assert time.monotonic() < deadline
+    health.stop()
+
+
+@pytest.mark.server
+def test_recycled_workers_never_drain_the_instance(tmp_path: Path) -> None:
+    """gunicorn with uvicorn's worker and --max-requests recycles workers all the
+    time (probes count toward the limit): readiness must stay 200 throughout, and
+    after, for every current and future worker."""
+    env = {"HM_DRAIN_FILE": str(tmp_path / "drain"), "HM_INTERVAL": "0.2"}
+    args = gunicorn(
+        "tests.apps.flagged:asgi_app",
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "-w",
+        "2",
+        "--max-requests",
+        "20",
+    )
+    with server(args, env) as running:
+        statuses: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(statuses) < 150 and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                statuses.append(running.get("/health/ready").status)
+        assert "request limit" in running.output()  # workers were recycled
+        settled = [s for s in statuses[-40:]]
+        assert settled.count(503) <= 4, statuses  # a new worker's first probe may start
+        assert not (tmp_path / "drain").exists()
+        time.sleep(1.5)
+        assert {running.get("/health/ready").status for _ in range(10)} == {200}
+
+
+# -- fork: the child renders nothing and takes no lock of the parent's ----------------------
+
+
+def test_a_fork_renders_nothing_in_the_child_and_the_child_serves() -> None:
+    import multiprocessing
+
+    rendered_in: list[int] = []
+    inside = threading.Event()
+    hold = threading.Event()
+
+    class Recording:
+        def render(self, report: Any, endpoint: Any, service: Any, now: float) -> Any:
+            from health_middleware.formats import Rendered
+
+            rendered_in.append(os.getpid())
+            if threading.current_thread().name == "renders-in-the-parent":
+                inside.set()
+                hold.wait(10)  # holds the registry's lock while the fork happens
+            return Rendered(200, "text/plain", b"ok")
+
+    health = Health(interval=60)
+    health.add_check("ok", lambda: True)
+    health.endpoint("/recorded", format=Recording())
+    client = Client(WSGIHealthMiddleware(wsgi_app, health))
+    parent = os.getpid()
+    renderer = threading.Thread(target=health.publish, name="renders-in-the-parent")
+    renderer.start()
+    assert inside.wait(5)
+    context = multiprocessing.get_context("fork")
+    reported = context.Queue()
+
+    def child() -> None:
+        renders_at_fork = [pid for pid in rendered_in if pid != parent]
+        response = client.get("/health/live")
+        reported.put((renders_at_fork, response.status_code))
+
+    process = context.Process(target=child)
+    process.start()
+    try:
+        renders_at_fork, status = reported.get(timeout=15)
+    finally:
+        hold.set()
+        renderer.join(5)
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+    assert renders_at_fork == []  # the fork hook rendered nothing in the child
+    assert status == 200  # and the child served, though the parent held a lock
+    health.stop()

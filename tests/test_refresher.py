@@ -262,3 +262,223 @@ async def test_flap_damping_thresholds() -> None:
     await health.stop_async()
     # One failure in between passes is damped; two in a row fail; two passes recover.
     assert seen == ["pass", "fail", "pass"]
+
+
+# -- no value a check produces can stop the refresher -----------------------------------
+
+SURROGATE = "\udcff"  # e.g. a file name that is not valid UTF-8
+
+
+class Hostile(Exception):
+    pass
+
+
+def _hostile_results() -> dict[str, Any]:
+    def bad_output() -> CheckResult:
+        return CheckResult("warn", output=f"file {SURROGATE}.log")
+
+    def bad_unit() -> CheckResult:
+        return CheckResult(observed_value=1, observed_unit=SURROGATE)
+
+    def bad_component() -> CheckResult:
+        return CheckResult(component_id=SURROGATE, links={"about": SURROGATE})
+
+    def bad_message() -> None:
+        raise Hostile(f"cannot open {SURROGATE}")
+
+    def bad_kind() -> None:
+        raise type(f"Error{SURROGATE}", (Exception,), {})()
+
+    def bad_value() -> CheckResult:
+        return CheckResult(observed_value={"path": SURROGATE})
+
+    return {
+        "output": bad_output,
+        "unit": bad_unit,
+        "component": bad_component,
+        "message": bad_message,
+        "kind": bad_kind,
+        "value": bad_value,
+    }
+
+
+@pytest.mark.parametrize("exposed", [False, True])
+async def test_a_lone_surrogate_cannot_stop_the_refresher(exposed: bool) -> None:
+    token = "details-token-0123456789abcdef"
+    health = Health(interval=0.05, stale_after=2, expose_errors=exposed, details_token=token)
+    for name, fn in _hostile_results().items():
+        health.add_check(name, fn, critical=False)
+    flag = {"ok": True}
+    health.add_check("flip", lambda: flag["ok"])
+    app = HealthMiddleware(plain_app, health)
+    first = report(await poll(app, "/health", lambda r: r.status == 200))
+    assert first["output"]["output"] == "file \\udcff.log"
+    assert first["unit"]["observedUnit"] == "\\udcff"
+    assert first["value"]["status"] == "fail"  # an unencodable value is refused clearly
+    assert "not JSON-serialisable" in first["value"]["output"]
+    # The refresher is alive: a later change still arrives, and nothing goes stale.
+    flag["ok"] = False
+    await poll(app, "/health/ready", lambda r: r.status == 503)
+    await asyncio.sleep(2.2)  # past stale_after
+    for path in ("/health", "/health/live", "/health/ready", "/health/started"):
+        response = await call(app, path)
+        assert "stale" not in response.body.decode(), path
+    assert (await call(app, "/health/live")).status == 200
+    await health.stop_async()
+
+
+async def test_a_format_that_raises_is_contained_to_its_endpoint() -> None:
+    class Broken:
+        def render(self, *args: Any) -> Any:
+            raise RuntimeError("bad format")
+
+    health = Health(interval=0.05, stale_after=2)
+    flag = {"ok": True}
+    health.add_check("flip", lambda: flag["ok"])
+    health.endpoint("/broken", format=Broken())
+    app = HealthMiddleware(plain_app, health)
+    await poll(app, "/health", lambda r: r.status == 200)
+    broken = await call(app, "/broken")
+    assert broken.status == 500
+    assert broken.json() == {
+        "status": "fail",
+        "output": "the report could not be rendered: RuntimeError",
+    }
+    flag["ok"] = False  # the refresher still works for everything else
+    await poll(app, "/health/ready", lambda r: r.status == 503)
+    await asyncio.sleep(2.2)
+    assert (await call(app, "/health/live")).status == 200
+    await health.stop_async()
+
+
+# -- a restarted refresher starts every check afresh ----------------------------------------
+
+
+def test_a_run_left_in_flight_by_a_dead_loop_does_not_freeze_its_check() -> None:
+    """The refresher's loop dies with a run in flight that resists cancellation: the
+    refresher started in its place must run the check again, not wait for it forever."""
+    from werkzeug.test import Client
+
+    from health_middleware import WSGIHealthMiddleware
+    from tests.test_wsgi import wsgi_app
+
+    calls = {"n": 0}
+    forever = threading.Event()
+
+    async def stubborn() -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            while not forever.is_set():
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    continue  # resists cancellation
+
+    health = Health(interval=0.05, timeout=60, stale_after=2)
+    health.add_check("stubborn", stubborn)
+    client = Client(WSGIHealthMiddleware(wsgi_app, health))
+    deadline = time.monotonic() + 10
+    while calls["n"] < 2:
+        client.get("/health")
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    runtime = health._runtime  # the refresher's thread and loop: stop the loop under it
+    assert runtime is not None
+    assert runtime.thread is not None
+    runtime.loop.call_soon_threadsafe(runtime.loop.stop)
+    runtime.thread.join(5)
+    assert not runtime.thread.is_alive()
+    time.sleep(2.1)  # stale: the next probe revives the refresher
+    deadline = time.monotonic() + 10
+    while calls["n"] < 3:
+        client.get("/health")
+        assert time.monotonic() < deadline, "the check never ran again"
+        time.sleep(0.01)
+    forever.set()
+    health.stop()
+
+
+# -- hung checks never starve the others, and the pool's queue stays bounded ----------------
+
+
+async def test_hung_checks_that_passed_before_never_starve_a_healthy_one() -> None:
+    hang = threading.Event()
+    release = threading.Event()
+    runs = {"n": 0}
+
+    def flaky() -> None:  # passes, then hangs: a check the pool has seen return
+        if hang.is_set():
+            release.wait(30)
+
+    def healthy() -> None:
+        runs["n"] += 1
+
+    health = Health(interval=0.05, timeout=0.1, max_threads=2)
+    for i in range(6):
+        health.add_check(f"flaky-{i}", flaky, critical=False)
+    health.add_check("healthy", healthy)
+    app = HealthMiddleware(plain_app, health)
+    try:
+        await poll(app, "/health", lambda r: r.status == 200)
+        hang.set()
+        await asyncio.sleep(0.5)
+        before = runs["n"]
+        readiness = []
+        for _ in range(20):  # 1 s
+            readiness.append((await call(app, "/health/ready")).status)
+            await asyncio.sleep(0.05)
+        assert runs["n"] - before >= 10  # it kept its interval (0.05 s) within a margin
+        assert set(readiness) == {200}
+        checks = report(await call(app, "/health"))
+        assert checks["healthy"]["status"] == "pass"
+        assert {checks[f"flaky-{i}"].get("output") for i in range(6)} == {"timeout"}
+    finally:
+        release.set()
+        await health.stop_async()
+
+
+async def test_a_single_thread_pool_still_runs_the_healthy_check() -> None:
+    release = threading.Event()
+    runs = {"n": 0}
+    health = Health(interval=0.05, timeout=0.1, max_threads=1)
+    health.add_check("hung", lambda: release.wait(30), critical=False)
+
+    def healthy() -> None:
+        runs["n"] += 1
+
+    health.add_check("healthy", healthy)
+    app = HealthMiddleware(plain_app, health)
+    try:
+        await poll(app, "/health", lambda r: "healthy" in r.json().get("checks", {}))
+        await asyncio.sleep(0.3)
+        before = runs["n"]
+        await asyncio.sleep(1.0)
+        assert runs["n"] - before >= 10
+        assert (await call(app, "/health/ready")).status == 200
+    finally:
+        release.set()
+        await health.stop_async()
+
+
+def test_runs_that_never_started_leave_no_trace_in_the_pool() -> None:
+    """Runs that wait past their timeout are removed from the queue: it never holds
+    more than one run per check, however long the others keep the threads."""
+    from health_middleware.pool import CheckPool
+
+    pool = CheckPool(1)
+    release = threading.Event()
+    busy = pool.submit(lambda: release.wait(30))
+    deadline = time.monotonic() + 5
+    while not busy.running():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    waiting = [pool.submit(lambda: None) for _ in range(50)]
+    for future in waiting:
+        assert pool.abandon(future) is False  # it never started
+        assert future.cancelled()
+    assert pool.queued() == 0
+    assert pool.abandon(busy) is True  # started: its thread finishes it outside the count
+    done = pool.submit(lambda: "ran")
+    assert done.result(timeout=5) == "ran"  # the place it gave back is used at once
+    release.set()
+    pool.shutdown()

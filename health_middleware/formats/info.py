@@ -13,7 +13,7 @@ import configparser
 import os
 import platform
 import re
-import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from health_middleware.endpoint import Endpoint
 from health_middleware.formats.base import Rendered
 from health_middleware.report import Report, Service
 from health_middleware.timefmt import iso_utc
+from health_middleware.validation import safe_text
 
 # First found wins; HEALTH_* are this package's own.
 ENVIRONMENT_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -85,10 +86,36 @@ def _git_repo(git: Path) -> str | None:
     config = configparser.ConfigParser(strict=False, interpolation=None)
     config.read(git / "config")
     url = config.get('remote "origin"', "url", fallback=None)
-    if not url:
+    return repository_name(url) if url else None
+
+
+# user:password@ (or token@) in a URL or an scp-like address: credentials, never shown.
+_USERINFO = re.compile(r"(?<![^/\s])([A-Za-z][A-Za-z0-9+.\-]*://)?[^\s/@]*@")
+_SCP = re.compile(r"^[^\s/@:]+:(?!//)")  # host:path, once any user@ is gone
+
+
+def repository_name(url: str) -> str | None:
+    """The repository's path, without scheme, credentials, host or ``.git``:
+    ``https://deploy:TOKEN@git.example.com/abc/api.git`` -> ``abc/api``;
+    ``git@github.com:abc/api.git`` -> ``abc/api``; a local path -> its last part."""
+    url = url.strip()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme and parts.netloc:
+        path = parts.path
+    else:
+        path = _SCP.sub("", _USERINFO.sub("", url), count=1).split("?")[0].split("#")[0]
+    path = path.strip("/")
+    path = path.removesuffix(".git").rstrip("/")
+    segments = [segment for segment in path.split("/") if segment]
+    if not segments:
         return None
-    match = re.search(r"[:/]([^/:]+/[^/]+?)(?:\.git)?/?$", url)
-    return match.group(1) if match else None
+    name = "/".join(segments[-2:]) if len(segments) > 1 else segments[0]
+    return _USERINFO.sub("", name) or None
+
+
+def without_credentials(value: str) -> str:
+    """``value`` with any ``user:password@`` of a URL in it removed."""
+    return _USERINFO.sub(lambda match: match.group(1) or "", value)
 
 
 def read_git(start: Path) -> dict[str, str]:
@@ -120,7 +147,6 @@ class Info:
     environment: str | None = None
     language: bool = False
     _resolved: dict[str, str] | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ENVIRONMENT_VARIABLES:
@@ -131,22 +157,27 @@ class Info:
             raise TypeError("Info(language=...) must be True or False")
 
     def fields(self, service: Service) -> dict[str, str]:
-        """Arguments, then environment variables, then git; resolved once."""
-        with self._lock:
-            if self._resolved is None:
-                git = read_git(Path.cwd())
-                resolved: dict[str, str] = {}
-                for name, variables in ENVIRONMENT_VARIABLES.items():
-                    value = getattr(self, name)
-                    if value is None and name == "version":
-                        value = service.version
-                    for variable in variables:
-                        value = value or os.environ.get(variable) or None
-                    value = value or git.get(name)
-                    if value:
-                        resolved[name] = value
-                self._resolved = resolved
-            return self._resolved
+        """Arguments, then environment variables, then git; resolved once. No lock:
+        two threads resolving at once compute the same thing, and a lock held by
+        another thread at a fork would hang the child."""
+        resolved = self._resolved
+        if resolved is None:
+            git = read_git(Path.cwd())
+            resolved = {}
+            for name, variables in ENVIRONMENT_VARIABLES.items():
+                value = getattr(self, name)
+                if value is None and name == "version":
+                    value = service.version
+                for variable in variables:
+                    value = value or os.environ.get(variable) or None
+                value = value or git.get(name)
+                if value:
+                    # Whatever the source, no credentials and only valid Unicode.
+                    resolved[name] = without_credentials(safe_text(value))
+            if resolved.get("repo"):
+                resolved["repo"] = repository_name(resolved["repo"]) or resolved["repo"]
+            self._resolved = resolved
+        return resolved
 
     def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
         known = self.fields(service)

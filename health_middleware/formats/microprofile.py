@@ -48,16 +48,27 @@ class MicroProfile:
             raise ValueError("MicroProfile version must be '4.0' or '1.0'")
 
     def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+        # The whole is the conjunction of the listed checks (the specification's
+        # rule): a non-critical check that fails the full report only to "warn" is
+        # listed UP with its failure in its data, and a failure no listed check
+        # explains (starting, draining, stale, a minimal body) gets an entry of its own.
         whole, each = ("status", "status") if self.version == "4.0" else ("outcome", "state")
-        checks = []
+        checks: list[dict[str, Any]] = []
         if endpoint.details:
             for counted in report.checks:
                 entry: dict[str, Any] = {
                     "name": counted.name,
-                    each: "DOWN" if counted.status == "fail" else "UP",
+                    each: "DOWN" if report.fails(counted) else "UP",
                     "data": {"status": counted.status, **data(counted, service)},
                 }
+                if not counted.check.critical:
+                    entry["data"]["critical"] = False
                 checks.append(entry)
+        if report.status == "fail" and all(c[each] == "UP" for c in checks):
+            reason: dict[str, Any] = {"name": report.reason, each: "DOWN"}
+            if report.output is not None:
+                reason["data"] = {"output": report.output}
+            checks.append(reason)
         doc = {whole: "DOWN" if report.status == "fail" else "UP", "checks": checks}
         status = 500 if report.stale else status_code(report, endpoint)
         return Rendered(status, CONTENT_TYPE, orjson.dumps(doc))

@@ -22,20 +22,28 @@ CONTENT_TYPE = "application/vnd.spring-boot.actuator.v3+json"
 @dataclass(frozen=True, slots=True)
 class Spring:
     def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+        # Spring's default aggregation (DOWN over OUT_OF_SERVICE over UP) of the
+        # listed components gives the whole: a non-critical failure that only
+        # degrades the full report is UP with a warning, and a failure no component
+        # explains (starting, draining, stale) is a component of its own.
         if report.phase == "draining":
             whole = "OUT_OF_SERVICE"
         else:
             whole = "DOWN" if report.status == "fail" else "UP"
         doc: dict[str, Any] = {"status": whole}
         if endpoint.details:
-            components = {}
+            components: dict[str, Any] = {}
             for counted in report.checks:
                 details = data(counted, service)
-                if counted.status == "warn":
+                down = report.fails(counted)
+                if counted.status != "pass" and not down:
                     details["warning"] = True
-                components[counted.name] = {
-                    "status": "DOWN" if counted.status == "fail" else "UP",
-                    "details": details,
+                    details["status"] = counted.status
+                components[counted.name] = {"status": "DOWN" if down else "UP", "details": details}
+            if whole != "UP" and all(c["status"] == "UP" for c in components.values()):
+                components[report.reason] = {
+                    "status": whole,
+                    "details": {"output": report.output} if report.output else {},
                 }
             doc["components"] = components
         return Rendered(status_code(report, endpoint), CONTENT_TYPE, orjson.dumps(doc))
