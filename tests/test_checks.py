@@ -339,3 +339,22 @@ def test_a_thousand_runs_leave_the_server_connection_count_unchanged(name: str) 
         assert time.monotonic() < deadline, f"{before} connections before, {after} after"
         time.sleep(0.05)
     assert open_sockets() <= sockets + 1  # a client's pooled connection at most
+
+
+def test_every_check_carries_its_component_type_and_scope(tmp_path: Path) -> None:
+    made = {
+        "disk": checks.disk(tmp_path),
+        "memory": checks.memory(),
+        "event_loop_lag": checks.event_loop_lag(),
+        "tcp": checks.tcp("127.0.0.1", 1),
+        "http": checks.http("http://127.0.0.1:1/"),
+        "dbapi": checks.dbapi(lambda: sqlite3.connect(":memory:")),
+        "postgres": checks.postgres(pg_dsn(PG)),
+        "redis": checks.redis("redis://127.0.0.1:1/0"),
+        "amqp": checks.amqp("amqp://127.0.0.1:1/%2F"),
+    }
+    process = {"memory", "event_loop_lag"}
+    for name, check in made.items():
+        assert check.scope == ("process" if name in process else "instance"), name  # type: ignore[attr-defined]
+        assert check.component_type in ("system", "datastore", "component"), name  # type: ignore[attr-defined]
+    assert set(made) <= set(checks.__all__)
