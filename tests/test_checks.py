@@ -358,3 +358,28 @@ def test_every_check_carries_its_component_type_and_scope(tmp_path: Path) -> Non
         assert check.scope == ("process" if name in process else "instance"), name  # type: ignore[attr-defined]
         assert check.component_type in ("system", "datastore", "component"), name  # type: ignore[attr-defined]
     assert set(made) <= set(checks.__all__)
+
+
+def df_percent(path: Path) -> float:
+    """What ``df`` says of the filesystem holding ``path`` (reserved blocks excluded)."""
+    import subprocess
+
+    out = subprocess.run(
+        ["df", "--output=pcent", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return float(out.splitlines()[-1].strip().rstrip("%"))
+
+
+@pytest.mark.parametrize("where", ["tmp", "/", "/work"])
+def test_disk_reports_utilisation_as_df_does(where: str, tmp_path: Path) -> None:
+    path = tmp_path if where == "tmp" else Path(where)
+    if not path.exists():
+        pytest.skip(f"{path} does not exist here")
+    result = checks.disk(path, warn=100, fail=100)()
+    assert abs(result.observed_value - df_percent(path)) <= 1.0  # df rounds up
+
+
+def test_a_filesystem_of_no_blocks_fails_clearly() -> None:
+    result = checks.disk("/proc")()
+    assert result.status == "fail"
+    assert result.output == "the filesystem reports no blocks"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import shutil
 
 from health_middleware.check import positive, seconds
 from health_middleware.checks._common import Check, graded, percent, typed
@@ -13,15 +12,20 @@ from health_middleware.result import CheckResult
 
 
 def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float = 95.0) -> Check:
-    """Used space of the filesystem holding ``path``, as ``utilization`` in percent."""
+    """Used space of the filesystem holding ``path``, as ``utilization`` in percent,
+    computed as ``df`` does: used / (used + available to unprivileged users), so the
+    blocks reserved for root count neither way and 100 means a full disk for the app."""
     warn, fail = percent("warn", warn), percent("fail", fail)
     if warn > fail:
         raise ValueError("warn must not be above fail")
     target = os.fspath(path)
 
     def check() -> CheckResult:
-        usage = shutil.disk_usage(target)
-        used = round(100.0 * (usage.total - usage.free) / usage.total, 2)
+        stats = os.statvfs(target)
+        taken = stats.f_blocks - stats.f_bfree
+        if taken + stats.f_bavail <= 0:  # /proc, /sys and the like
+            return CheckResult("fail", output="the filesystem reports no blocks")
+        used = round(100.0 * taken / (taken + stats.f_bavail), 2)
         status = graded(used, warn, fail)
         output = None if status == "pass" else f"{used}% used"
         return CheckResult(status, observed_value=used, observed_unit="percent", output=output)
