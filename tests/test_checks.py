@@ -383,3 +383,32 @@ def test_a_filesystem_of_no_blocks_fails_clearly() -> None:
     result = checks.disk("/proc")()
     assert result.status == "fail"
     assert result.output == "the filesystem reports no blocks"
+
+
+untyped: Any = checks  # to pass what the annotations forbid
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "option"),
+    [
+        (lambda: untyped.memory(warn_mib=500, fail_mib=100), ValueError, "warn_mib"),
+        (lambda: untyped.memory(warn_mib="1"), TypeError, "warn_mib"),
+        (lambda: untyped.event_loop_lag(warn=1, fail=0.1), ValueError, "warn"),
+        (lambda: untyped.event_loop_lag(sample=-1), ValueError, "sample"),
+        (lambda: untyped.disk(warn=95, fail=90), ValueError, "warn"),
+        (lambda: untyped.disk(warn="90"), TypeError, "warn"),
+        (lambda: untyped.tcp("localhost", "x"), TypeError, "port"),
+        (lambda: untyped.tcp("localhost", 0), ValueError, "port"),
+        (lambda: untyped.tcp("localhost", 65536), ValueError, "port"),
+        (lambda: untyped.tcp("localhost", True), TypeError, "port"),
+        (lambda: untyped.tcp("localhost", 80, timeout=0), ValueError, "timeout"),
+        (lambda: untyped.tcp(1, 80), TypeError, "host"),
+        (lambda: untyped.postgres(pg_dsn(PG), timeout="1"), TypeError, "timeout"),
+        (lambda: untyped.amqp("amqp://127.0.0.1/%2F", timeout=-1), ValueError, "timeout"),
+    ],
+)
+def test_wrong_options_are_refused_at_once_naming_the_option(
+    make: Callable[[], Any], error: type[Exception], option: str
+) -> None:
+    with pytest.raises(error, match=rf"^{option} "):
+        make()

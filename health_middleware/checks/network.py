@@ -8,13 +8,13 @@ from collections.abc import Container
 from typing import Any
 
 from health_middleware.check import seconds
-from health_middleware.checks._common import Check, ms, need, typed
+from health_middleware.checks._common import Check, ms, need, port_number, text, typed
 from health_middleware.result import CheckResult
 
 
 def tcp(host: str, port: int, *, timeout: float = 1.0) -> Check:
     """A TCP connection to ``host:port`` opens (then closes): ``responseTime`` in ms."""
-    timeout = seconds("timeout", timeout)
+    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
 
     async def check() -> CheckResult:
         started = time.perf_counter()

@@ -7,7 +7,7 @@ import os
 import resource
 
 from health_middleware.check import positive, seconds
-from health_middleware.checks._common import Check, graded, percent, typed
+from health_middleware.checks._common import Check, graded, ordered, percent, typed
 from health_middleware.result import CheckResult
 
 
@@ -16,8 +16,7 @@ def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float 
     computed as ``df`` does: used / (used + available to unprivileged users), so the
     blocks reserved for root count neither way and 100 means a full disk for the app."""
     warn, fail = percent("warn", warn), percent("fail", fail)
-    if warn > fail:
-        raise ValueError("warn must not be above fail")
+    ordered(("warn", warn), ("fail", fail))
     target = os.fspath(path)
 
     def check() -> CheckResult:
@@ -46,6 +45,7 @@ def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> C
     for name, value in (("warn_mib", warn_mib), ("fail_mib", fail_mib)):
         if value is not None:
             positive(name, value, "MiB")
+    ordered(("warn_mib", warn_mib), ("fail_mib", fail_mib))
 
     def check() -> CheckResult:
         used = round(_rss_bytes() / 1048576, 1)
@@ -60,6 +60,7 @@ def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01
     """How late the event loop wakes from a short sleep, in ms: under ASGI it runs on
     the app's loop, so a wedged or overloaded worker shows here (tag it ``live``)."""
     warn, fail, sample = seconds("warn", warn), seconds("fail", fail), seconds("sample", sample)
+    ordered(("warn", warn), ("fail", fail))
 
     async def check() -> CheckResult:
         loop = asyncio.get_running_loop()
