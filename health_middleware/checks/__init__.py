@@ -12,21 +12,37 @@ naming the option). Drivers are optional extras, imported only when the check is
 """
 
 from health_middleware.checks._common import Check
-from health_middleware.checks.datastores import dbapi, postgres, redis, sqlalchemy
-from health_middleware.checks.messaging import amqp
-from health_middleware.checks.network import http, tcp
+from health_middleware.checks.datastores import (
+    dbapi,
+    memcached,
+    mysql,
+    postgres,
+    redis,
+    sqlalchemy,
+)
+from health_middleware.checks.messaging import amqp, celery, mqtt, nats
+from health_middleware.checks.network import dns, grpc, http, smtp, tcp, tls_certificate
 from health_middleware.checks.system import disk, event_loop_lag, memory
 
 __all__ = [
     "Check",
     "amqp",
+    "celery",
     "dbapi",
     "disk",
+    "dns",
     "event_loop_lag",
+    "grpc",
     "http",
+    "memcached",
     "memory",
+    "mqtt",
+    "mysql",
+    "nats",
     "postgres",
     "redis",
+    "smtp",
     "sqlalchemy",
     "tcp",
+    "tls_certificate",
 ]

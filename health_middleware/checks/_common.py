@@ -97,13 +97,12 @@ def graded(value: float, warn: float | None, fail: float | None) -> str:
 
 @contextlib.asynccontextmanager
 async def closing_stream(
-    host: str, port: int, timeout: float, **options: Any
+    host: str, port: int, **options: Any
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """A connection opened within ``timeout``, always aborted on the way out (a health
-    check has nothing to flush, and a graceful close can wait on a peer that never
-    answers)."""
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port, **options)
+    """A connection, always aborted on the way out: a health check has nothing left to
+    flush, and a graceful close could wait on a peer that never answers. Bound the
+    whole exchange with ``asyncio.timeout``."""
+    reader, writer = await asyncio.open_connection(host, port, **options)
     try:
         yield reader, writer
     finally:

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from health_middleware.check import seconds
-from health_middleware.checks._common import Check, elapsed, need, typed
+from health_middleware.checks._common import (
+    Check,
+    closing_stream,
+    elapsed,
+    need,
+    port_number,
+    text,
+    typed,
+)
 from health_middleware.result import CheckResult
 
 
@@ -154,6 +163,83 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
                 await client.ping()
         finally:
             await client.aclose()
+        return elapsed(started)
+
+    return typed(check, "datastore")
+
+
+def _mysql_options(url: str) -> dict[str, Any]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("mysql", "mariadb"):
+        raise ValueError("url must be a mysql:// or mariadb:// URL")
+    try:
+        port = parts.port or 3306
+    except ValueError:
+        raise ValueError("url has a port that is not a number from 0 to 65535") from None
+    return {
+        "host": parts.hostname or "localhost",
+        "port": port,
+        "user": urllib.parse.unquote(parts.username or "") or None,
+        "password": urllib.parse.unquote(parts.password or ""),
+        "db": parts.path.lstrip("/") or None,
+    }
+
+
+def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
+    """MySQL or MariaDB with aiomysql: a ``mysql://user:password@host:port/db`` URL (a
+    connection per run, closed), or your ``aiomysql.Pool`` (the connection goes back to
+    it). ``responseTime`` in ms."""
+    aiomysql = need("aiomysql", "mysql")
+    timeout, query = seconds("timeout", timeout), text("query", query)
+    if isinstance(target, aiomysql.Pool):
+
+        async def check_pool() -> CheckResult:
+            started = time.perf_counter()
+            async with (
+                asyncio.timeout(timeout),
+                target.acquire() as connection,
+                connection.cursor() as cursor,
+            ):
+                await cursor.execute(query)
+                await cursor.fetchone()
+            return elapsed(started)
+
+        return typed(check_pool, "datastore")
+    if not isinstance(target, str):
+        raise TypeError("target must be a mysql:// URL or an aiomysql.Pool")
+    options = _mysql_options(target)
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        connection = None
+        try:
+            async with asyncio.timeout(timeout):
+                connection = await aiomysql.connect(
+                    **options, connect_timeout=timeout, autocommit=True
+                )
+                async with connection.cursor() as cursor:
+                    await cursor.execute(query)
+                    await cursor.fetchone()
+        finally:
+            if connection is not None:
+                connection.close()  # no COM_QUIT: it could wait on a peer gone quiet
+        return elapsed(started)
+
+    return typed(check, "datastore")
+
+
+def memcached(host: str = "127.0.0.1", port: int = 11211, *, timeout: float = 1.0) -> Check:
+    """memcached answers ``version`` over its text protocol (no driver needed):
+    ``responseTime`` in ms; a connection per run, closed."""
+    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        async with asyncio.timeout(timeout), closing_stream(host, port) as (reader, writer):
+            writer.write(b"version\r\n")
+            reply = await reader.readline()
+        if not reply.startswith(b"VERSION "):
+            return CheckResult("fail", output="memcached gave an unexpected reply")
         return elapsed(started)
 
     return typed(check, "datastore")
