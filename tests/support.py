@@ -265,3 +265,151 @@ def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         return process.wait(grace)
+
+
+# -- the built-in checks through outages (tests/test_checks.py, tests/test_checks_more.py)
+
+
+def run_check(check: Any) -> Any:
+    """One run of a check, sync or async, on a fresh loop."""
+    import asyncio
+    import inspect
+
+    return asyncio.run(check()) if inspect.iscoroutinefunction(check) else check()
+
+
+def cut_then_heal(proxy: Any, check: Any, interval: float, timeout: float) -> None:
+    """Behind ``proxy`` (a FaultProxy), the check registered with a ``Health`` passes;
+    cut, it fails within an interval and its timeout; healed, it passes again as fast."""
+    import asyncio
+
+    from health_middleware import Health
+    from tests.test_asgi import plain_app
+
+    health = Health(interval=interval, timeout=timeout)
+    health.add_check("dependency", check)
+    app = HealthMiddleware(plain_app, health)
+
+    async def scenario() -> tuple[float, float]:
+        async def status() -> str:
+            doc = (await call(app, "/health")).json()
+            return str(doc["checks"]["dependency"][0]["status"]) if doc["checks"] else "none"
+
+        async def until(wanted: str, bound: float) -> float:
+            started = time.monotonic()
+            while await status() != wanted:
+                assert time.monotonic() - started < bound + 5, f"never {wanted}"
+                await asyncio.sleep(0.01)
+            return time.monotonic() - started
+
+        await until("pass", 10)
+        proxy.cut()
+        to_fail = await until("fail", interval + timeout)
+        proxy.heal()
+        to_pass = await until("pass", interval + timeout)
+        await health.stop_async()
+        return to_fail, to_pass
+
+    to_fail, to_pass = asyncio.run(scenario())
+    slack = 0.75  # a shared 2-core machine
+    assert to_fail < interval + timeout + slack
+    assert to_pass < interval + timeout + slack
+
+
+def black_hole_runs(check: Any, runs: int, timeout: float) -> None:
+    """Against a black hole, each of ``runs`` runs fails by the check's own ``timeout``
+    and leaves no thread, asyncio task or socket behind."""
+    import asyncio
+    import inspect
+    import threading
+
+    threads, sockets = threading.active_count(), open_sockets()
+
+    async def all_runs() -> tuple[int, int]:
+        failures = 0
+        for _ in range(runs):
+            try:
+                if inspect.iscoroutinefunction(check):
+                    result = await check()
+                else:
+                    result = await asyncio.to_thread(check)
+                failures += result.status == "fail"
+            except Exception:
+                failures += 1
+        await asyncio.sleep(0.05)
+        return failures, len(asyncio.all_tasks())
+
+    started = time.monotonic()
+    failures, tasks = asyncio.run(all_runs())
+    elapsed = time.monotonic() - started
+    assert failures == runs
+    assert tasks == 1  # only the test's own
+    assert elapsed < runs * timeout * 20  # each run ended by its timeout
+    assert threading.active_count() <= threads + 1  # asyncio.to_thread's one worker
+    deadline = time.monotonic() + 5  # a transport closes on the loop's next turn
+    while open_sockets() > sockets + 1:
+        assert time.monotonic() < deadline, f"{sockets} sockets before, {open_sockets()} after"
+        time.sleep(0.05)
+
+
+# -- services and daemons shared by the checks' tests
+
+
+MARIADB = 3306
+
+
+def mariadb_connect(port: int, timeout: float) -> Callable[[], Any]:
+    import pymysql
+
+    return lambda: pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        user="root",
+        password="",
+        database="test",
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+    )
+
+
+def mariadb_connections() -> int:
+    admin = mariadb_connect(MARIADB, 5)()
+    try:
+        cursor = admin.cursor()
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
+        )
+        return int(cursor.fetchone()[0])
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def daemon(args: list[str], port: int, timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server ``args`` (not Python's: ``memcached``, ``dnsmasq``) that listens on
+    127.0.0.1:``port`` over TCP, wait until it accepts, and always stop it by its pid."""
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise AssertionError(f"{args[0]} exited {process.returncode}: {error}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"{args[0]} did not listen in {timeout} s"
+                time.sleep(0.05)
+        yield process
+    finally:
+        stop(process)
+        if process.stderr:
+            process.stderr.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,10 +18,19 @@ from typing import Any
 
 import pytest
 
-from health_middleware import Health, HealthMiddleware, checks
+from health_middleware import checks
 from tests.faultproxy import FaultProxy, fault_proxy
-from tests.support import call, open_sockets, server, service, uvicorn
-from tests.test_asgi import plain_app
+from tests.support import (
+    black_hole_runs,
+    cut_then_heal,
+    mariadb_connect,
+    mariadb_connections,
+    open_sockets,
+    run_check,
+    server,
+    service,
+    uvicorn,
+)
 
 pytestmark = pytest.mark.server
 
@@ -32,21 +40,6 @@ Factory = Callable[[int, float], Any]  # (port, timeout) -> check function
 
 def pg_dsn(port: int) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/test"
-
-
-def mariadb_connect(port: int, timeout: float) -> Callable[[], Any]:
-    import pymysql
-
-    return lambda: pymysql.connect(
-        host="127.0.0.1",
-        port=port,
-        user="root",
-        password="",
-        database="test",
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        write_timeout=timeout,
-    )
 
 
 def psycopg_connect(port: int, timeout: float) -> Callable[[], Any]:
@@ -93,15 +86,11 @@ FACTORIES: dict[str, tuple[int, Factory]] = {
 NAMES = {PG: "PostgreSQL", MARIADB: "MariaDB", REDIS: "Redis", RABBITMQ: "RabbitMQ"}
 
 
-def run(check: Any) -> Any:
-    return asyncio.run(check()) if inspect.iscoroutinefunction(check) else check()
-
-
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_passes_against_the_real_server(name: str) -> None:
     port, factory = FACTORIES[name]
     service(NAMES[port], port)
-    result = run(factory(port, 2.0))
+    result = run_check(factory(port, 2.0))
     assert result.status == "pass"
     assert result.observed_unit == "ms"
     assert result.observed_value >= 0
@@ -175,15 +164,15 @@ def test_http_check(tmp_path: Path) -> None:
         uvicorn("tests.apps.flagged:asgi_app"), {"HM_FLAG": str(flag), "HM_INTERVAL": "0.1"}
     ) as running:
         base = f"http://127.0.0.1:{running.port}"
-        assert run(checks.http(f"{base}/")).status == "pass"
+        assert run_check(checks.http(f"{base}/")).status == "pass"
         with httpx.Client() as client:
             assert checks.http(f"{base}/", client=client)().status == "pass"
         flag.touch()
         deadline = time.monotonic() + 5
-        while (result := run(checks.http(f"{base}/health/ready"))).status == "pass":
+        while (result := run_check(checks.http(f"{base}/health/ready"))).status == "pass":
             assert time.monotonic() < deadline
         assert result.output == "HTTP 503"
-        assert run(checks.http(f"{base}/health/ready", expect={200, 503})).status == "pass"
+        assert run_check(checks.http(f"{base}/health/ready", expect={200, 503})).status == "pass"
     with pytest.raises(TypeError, match="httpx"):
         checks.http("http://x", client=object())
 
@@ -204,34 +193,7 @@ def test_cut_fails_within_the_timeout_and_heal_passes_within_an_interval(
     proxied: tuple[str, FaultProxy, Any],
 ) -> None:
     _, proxy, check = proxied
-    health = Health(interval=OUTAGE_INTERVAL, timeout=OUTAGE_TIMEOUT)
-    health.add_check("dependency", check)
-    app = HealthMiddleware(plain_app, health)
-
-    async def scenario() -> tuple[float, float]:
-        async def status() -> str:
-            doc = (await call(app, "/health")).json()
-            return str(doc["checks"]["dependency"][0]["status"]) if doc["checks"] else "none"
-
-        async def until(wanted: str, bound: float) -> float:
-            started = time.monotonic()
-            while await status() != wanted:
-                assert time.monotonic() - started < bound + 5, f"never {wanted}"
-                await asyncio.sleep(0.01)
-            return time.monotonic() - started
-
-        await until("pass", 10)
-        proxy.cut()
-        to_fail = await until("fail", OUTAGE_INTERVAL + OUTAGE_TIMEOUT)
-        proxy.heal()
-        to_pass = await until("pass", OUTAGE_INTERVAL + OUTAGE_TIMEOUT)
-        await health.stop_async()
-        return to_fail, to_pass
-
-    to_fail, to_pass = asyncio.run(scenario())
-    slack = 0.75  # a shared 2-core machine
-    assert to_fail < OUTAGE_INTERVAL + OUTAGE_TIMEOUT + slack
-    assert to_pass < OUTAGE_INTERVAL + OUTAGE_TIMEOUT + slack
+    cut_then_heal(proxy, check, OUTAGE_INTERVAL, OUTAGE_TIMEOUT)
 
 
 BLACKHOLE_RUNS, BLACKHOLE_TIMEOUT = 100, 0.05
@@ -251,29 +213,7 @@ def test_a_black_hole_fails_by_timeout_without_leaking(
         )
     check = factory(proxy.port, BLACKHOLE_TIMEOUT)
     proxy.blackhole()
-    threads, sockets = threading.active_count(), open_sockets()
-
-    async def runs() -> tuple[int, int]:
-        failures = 0
-        for _ in range(BLACKHOLE_RUNS):
-            try:
-                if inspect.iscoroutinefunction(check):
-                    await check()
-                else:
-                    await asyncio.to_thread(check)
-            except Exception:
-                failures += 1
-        await asyncio.sleep(0.05)
-        return failures, len(asyncio.all_tasks())
-
-    started = time.monotonic()
-    failures, tasks = asyncio.run(runs())
-    elapsed = time.monotonic() - started
-    assert failures == BLACKHOLE_RUNS
-    assert tasks == 1  # only the test's own
-    assert elapsed < BLACKHOLE_RUNS * BLACKHOLE_TIMEOUT * 20  # each run ended by its timeout
-    assert threading.active_count() <= threads + 1  # asyncio.to_thread's one worker
-    assert open_sockets() <= sockets + 1
+    black_hole_runs(check, BLACKHOLE_RUNS, BLACKHOLE_TIMEOUT)
 
 
 def pg_connections() -> int:
@@ -285,18 +225,6 @@ def pg_connections() -> int:
             " WHERE datname = 'test' AND pid <> pg_backend_pid()"
         ).fetchone()
         return int(row[0]) if row else -1
-
-
-def mariadb_connections() -> int:
-    admin = mariadb_connect(MARIADB, 5)()
-    try:
-        cursor = admin.cursor()
-        cursor.execute(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
-        )
-        return int(cursor.fetchone()[0])
-    finally:
-        admin.close()
 
 
 def redis_connections() -> int:
@@ -323,7 +251,7 @@ def test_a_thousand_runs_leave_the_server_connection_count_unchanged(name: str) 
     port, counter = COUNTERS[name]
     service(NAMES[port], port)
     check = FACTORIES[name][1](port, 2.0)
-    assert run(check).status == "pass"  # a client of the user's may keep one connection
+    assert run_check(check).status == "pass"  # a client of the user's may keep one connection
     before, sockets = counter(), open_sockets()
 
     async def runs() -> int:
@@ -339,3 +267,76 @@ def test_a_thousand_runs_leave_the_server_connection_count_unchanged(name: str) 
         assert time.monotonic() < deadline, f"{before} connections before, {after} after"
         time.sleep(0.05)
     assert open_sockets() <= sockets + 1  # a client's pooled connection at most
+
+
+def test_every_check_carries_its_component_type_and_scope(tmp_path: Path) -> None:
+    made = {
+        "disk": checks.disk(tmp_path),
+        "memory": checks.memory(),
+        "event_loop_lag": checks.event_loop_lag(),
+        "tcp": checks.tcp("127.0.0.1", 1),
+        "http": checks.http("http://127.0.0.1:1/"),
+        "dbapi": checks.dbapi(lambda: sqlite3.connect(":memory:")),
+        "postgres": checks.postgres(pg_dsn(PG)),
+        "redis": checks.redis("redis://127.0.0.1:1/0"),
+        "amqp": checks.amqp("amqp://127.0.0.1:1/%2F"),
+    }
+    process = {"memory", "event_loop_lag"}
+    for name, check in made.items():
+        assert check.scope == ("process" if name in process else "instance"), name  # type: ignore[attr-defined]
+        assert check.component_type in ("system", "datastore", "component"), name  # type: ignore[attr-defined]
+    assert set(made) <= set(checks.__all__)
+
+
+def df_percent(path: Path) -> float:
+    """What ``df`` says of the filesystem holding ``path`` (reserved blocks excluded)."""
+    import subprocess
+
+    out = subprocess.run(
+        ["df", "--output=pcent", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return float(out.splitlines()[-1].strip().rstrip("%"))
+
+
+@pytest.mark.parametrize("where", ["tmp", "/", "/work"])
+def test_disk_reports_utilisation_as_df_does(where: str, tmp_path: Path) -> None:
+    path = tmp_path if where == "tmp" else Path(where)
+    if not path.exists():
+        pytest.skip(f"{path} does not exist here")
+    result = checks.disk(path, warn=100, fail=100)()
+    assert abs(result.observed_value - df_percent(path)) <= 1.0  # df rounds up
+
+
+def test_a_filesystem_of_no_blocks_fails_clearly() -> None:
+    result = checks.disk("/proc")()
+    assert result.status == "fail"
+    assert result.output == "the filesystem reports no blocks"
+
+
+untyped: Any = checks  # to pass what the annotations forbid
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "option"),
+    [
+        (lambda: untyped.memory(warn_mib=500, fail_mib=100), ValueError, "warn_mib"),
+        (lambda: untyped.memory(warn_mib="1"), TypeError, "warn_mib"),
+        (lambda: untyped.event_loop_lag(warn=1, fail=0.1), ValueError, "warn"),
+        (lambda: untyped.event_loop_lag(sample=-1), ValueError, "sample"),
+        (lambda: untyped.disk(warn=95, fail=90), ValueError, "warn"),
+        (lambda: untyped.disk(warn="90"), TypeError, "warn"),
+        (lambda: untyped.tcp("localhost", "x"), TypeError, "port"),
+        (lambda: untyped.tcp("localhost", 0), ValueError, "port"),
+        (lambda: untyped.tcp("localhost", 65536), ValueError, "port"),
+        (lambda: untyped.tcp("localhost", True), TypeError, "port"),
+        (lambda: untyped.tcp("localhost", 80, timeout=0), ValueError, "timeout"),
+        (lambda: untyped.tcp(1, 80), TypeError, "host"),
+        (lambda: untyped.postgres(pg_dsn(PG), timeout="1"), TypeError, "timeout"),
+        (lambda: untyped.amqp("amqp://127.0.0.1/%2F", timeout=-1), ValueError, "timeout"),
+    ],
+)
+def test_wrong_options_are_refused_at_once_naming_the_option(
+    make: Callable[[], Any], error: type[Exception], option: str
+) -> None:
+    with pytest.raises(error, match=rf"^{option} "):
+        make()

@@ -1,0 +1,245 @@
+"""Datastores: PostgreSQL, MySQL/MariaDB, Redis, memcached, SQLAlchemy, any DB-API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from health_middleware.checks._common import (
+    Check,
+    closing_stream,
+    elapsed,
+    need,
+    port_number,
+    text,
+    typed,
+)
+from health_middleware.result import CheckResult
+from health_middleware.validation import seconds
+
+
+class _Cursor(Protocol):
+    def execute(self, query: str) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def close(self) -> Any: ...
+
+
+class _Connection(Protocol):
+    def cursor(self) -> Any: ...
+    def close(self) -> Any: ...
+
+
+def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
+    """Open a DB-API connection with ``connect()``, run ``query``, close it:
+    ``responseTime`` in ms. Give ``connect`` its own timeout (sqlite3 ``timeout=``,
+    PyMySQL ``connect_timeout=`` and ``read_timeout=``, psycopg ``connect_timeout=``)."""
+    if not callable(connect):
+        raise TypeError("connect must be a callable returning a DB-API connection")
+
+    def check() -> CheckResult:
+        started = time.perf_counter()
+        connection: _Connection = connect()
+        try:
+            cursor: _Cursor = connection.cursor()
+            try:
+                cursor.execute(query)
+                cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+        return elapsed(started)
+
+    return typed(check, "datastore")
+
+
+def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
+    """A round trip through a SQLAlchemy ``Engine`` or ``AsyncEngine`` and its pool
+    (the connection goes back to the pool): ``responseTime`` in ms. A sync engine's
+    connect timeout is its own (``connect_args``)."""
+    sa = need("sqlalchemy", "sqlalchemy")
+    timeout = seconds("timeout", timeout)
+    statement = sa.text(query)
+    asyncio_engine = need("sqlalchemy.ext.asyncio", "sqlalchemy").AsyncEngine
+    if isinstance(engine, asyncio_engine):
+
+        async def check() -> CheckResult:
+            started = time.perf_counter()
+            async with asyncio.timeout(timeout), engine.connect() as connection:
+                await connection.execute(statement)
+            return elapsed(started)
+
+        return typed(check, "datastore")
+    if not isinstance(engine, sa.engine.Engine):
+        raise TypeError("engine must be a SQLAlchemy Engine or AsyncEngine")
+
+    def check_sync() -> CheckResult:
+        started = time.perf_counter()
+        with engine.connect() as connection:
+            connection.execute(statement)
+        return elapsed(started)
+
+    return typed(check_sync, "datastore")
+
+
+def postgres(target: Any, *, timeout: float = 1.0) -> Check:
+    """PostgreSQL with psycopg 3: a ``dsn`` string (a connection per run, closed), or
+    your ``psycopg_pool`` ``AsyncConnectionPool`` / ``ConnectionPool``."""
+    psycopg = need("psycopg", "postgres")
+    timeout = seconds("timeout", timeout)
+    if isinstance(target, str):
+        dsn = target
+
+        async def check() -> CheckResult:
+            started = time.perf_counter()
+            async with asyncio.timeout(timeout):
+                connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+                try:
+                    await connection.execute("SELECT 1")
+                finally:
+                    await connection.close()
+            return elapsed(started)
+
+        return typed(check, "datastore")
+    pool = need("psycopg_pool", "postgres")
+    if isinstance(target, pool.AsyncConnectionPool):
+
+        async def check_pool() -> CheckResult:
+            started = time.perf_counter()
+            async with asyncio.timeout(timeout), target.connection(timeout=timeout) as conn:
+                await conn.execute("SELECT 1")
+            return elapsed(started)
+
+        return typed(check_pool, "datastore")
+    if isinstance(target, pool.ConnectionPool):
+
+        def check_sync_pool() -> CheckResult:
+            started = time.perf_counter()
+            with target.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+            return elapsed(started)
+
+        return typed(check_sync_pool, "datastore")
+    raise TypeError("target must be a DSN string or a psycopg_pool (Async)ConnectionPool")
+
+
+def redis(target: Any, *, timeout: float = 1.0) -> Check:
+    """Redis ``PING``: a URL (a client per run, closed), or your ``redis.asyncio.Redis``
+    or ``redis.Redis`` client: ``responseTime`` in ms."""
+    client_module = need("redis", "redis")
+    asyncio_redis = need("redis.asyncio", "redis")
+    timeout = seconds("timeout", timeout)
+    if isinstance(target, client_module.Redis):
+
+        def check_sync() -> CheckResult:
+            started = time.perf_counter()
+            target.ping()
+            return elapsed(started)
+
+        return typed(check_sync, "datastore")
+    if isinstance(target, asyncio_redis.Redis):
+
+        async def check_client() -> CheckResult:
+            started = time.perf_counter()
+            async with asyncio.timeout(timeout):
+                await target.ping()
+            return elapsed(started)
+
+        return typed(check_client, "datastore")
+    if not isinstance(target, str):
+        raise TypeError("target must be a redis URL or a redis.Redis / redis.asyncio.Redis")
+    url = target
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        client = asyncio_redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                await client.ping()
+        finally:
+            await client.aclose()
+        return elapsed(started)
+
+    return typed(check, "datastore")
+
+
+def _mysql_options(url: str) -> dict[str, Any]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("mysql", "mariadb"):
+        raise ValueError("url must be a mysql:// or mariadb:// URL")
+    try:
+        port = parts.port or 3306
+    except ValueError:
+        raise ValueError("url has a port that is not a number from 0 to 65535") from None
+    return {
+        "host": parts.hostname or "localhost",
+        "port": port,
+        "user": urllib.parse.unquote(parts.username or "") or None,
+        "password": urllib.parse.unquote(parts.password or ""),
+        "db": parts.path.lstrip("/") or None,
+    }
+
+
+def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
+    """MySQL or MariaDB with aiomysql: a ``mysql://user:password@host:port/db`` URL (a
+    connection per run, closed), or your ``aiomysql.Pool`` (the connection goes back to
+    it). ``responseTime`` in ms."""
+    aiomysql = need("aiomysql", "mysql")
+    timeout, query = seconds("timeout", timeout), text("query", query)
+    if isinstance(target, aiomysql.Pool):
+
+        async def check_pool() -> CheckResult:
+            started = time.perf_counter()
+            async with (
+                asyncio.timeout(timeout),
+                target.acquire() as connection,
+                connection.cursor() as cursor,
+            ):
+                await cursor.execute(query)
+                await cursor.fetchone()
+            return elapsed(started)
+
+        return typed(check_pool, "datastore")
+    if not isinstance(target, str):
+        raise TypeError("target must be a mysql:// URL or an aiomysql.Pool")
+    options = _mysql_options(target)
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        connection = None
+        try:
+            async with asyncio.timeout(timeout):
+                connection = await aiomysql.connect(
+                    **options, connect_timeout=timeout, autocommit=True
+                )
+                async with connection.cursor() as cursor:
+                    await cursor.execute(query)
+                    await cursor.fetchone()
+        finally:
+            if connection is not None:
+                connection.close()  # no COM_QUIT: it could wait on a peer gone quiet
+        return elapsed(started)
+
+    return typed(check, "datastore")
+
+
+def memcached(host: str = "127.0.0.1", port: int = 11211, *, timeout: float = 1.0) -> Check:
+    """memcached answers ``version`` over its text protocol (no driver needed):
+    ``responseTime`` in ms; a connection per run, closed."""
+    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        async with asyncio.timeout(timeout), closing_stream(host, port) as (reader, writer):
+            writer.write(b"version\r\n")
+            reply = await reader.readline()
+        if not reply.startswith(b"VERSION "):
+            return CheckResult("fail", output="memcached gave an unexpected reply")
+        return elapsed(started)
+
+    return typed(check, "datastore")

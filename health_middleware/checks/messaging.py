@@ -1,0 +1,226 @@
+"""Brokers and workers: AMQP (RabbitMQ), NATS, MQTT, Celery."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import ssl as _ssl
+import time
+from typing import Any
+
+from health_middleware.checks._common import (
+    Check,
+    closing_stream,
+    elapsed,
+    ms,
+    need,
+    port_number,
+    text,
+    typed,
+    whole,
+)
+from health_middleware.result import CheckResult
+from health_middleware.validation import seconds
+
+
+def amqp(url: str, *, timeout: float = 2.0) -> Check:
+    """An AMQP 0-9-1 broker (RabbitMQ) completes the connection handshake, with pika:
+    a connection per run, closed. ``responseTime`` in ms."""
+    pika = need("pika", "amqp")
+    timeout = seconds("timeout", timeout)
+    parameters = pika.URLParameters(url)
+    parameters.socket_timeout = timeout
+    parameters.stack_timeout = timeout
+    parameters.blocked_connection_timeout = timeout
+    parameters.connection_attempts = 1
+
+    def check() -> CheckResult:
+        started = time.perf_counter()
+        connection = pika.BlockingConnection(parameters)
+        try:
+            elapsed = ms(started)
+        finally:
+            connection.close()
+        return CheckResult(observed_value=elapsed, observed_unit="ms")
+
+    return typed(check, "component")
+
+
+async def _quiet(_error: Exception) -> None:
+    """nats-py logs every connection error by default; the check reports them."""
+
+
+def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check:
+    """NATS with nats-py: connect and a ``flush`` round trip (PING/PONG), and with
+    ``jetstream=True`` JetStream's account info. ``target``: a ``nats://`` URL (a
+    connection per run, closed) or your connected ``nats.aio.client.Client``.
+    ``responseTime`` in ms."""
+    client_module = need("nats.aio.client", "nats")
+    timeout = seconds("timeout", timeout)
+    if not isinstance(jetstream, bool):
+        raise TypeError("jetstream must be True or False")
+    if not isinstance(target, str | client_module.Client):
+        raise TypeError("target must be a nats:// URL or a nats.aio.client.Client")
+
+    async def round_trip(connection: Any) -> None:
+        await connection.flush(timeout=timeout)
+        if jetstream:
+            await connection.jetstream(timeout=timeout).account_info()
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        if not isinstance(target, str):
+            async with asyncio.timeout(timeout):
+                await round_trip(target)
+            return elapsed(started)
+        connection = client_module.Client()
+        try:
+            async with asyncio.timeout(timeout):
+                await connection.connect(
+                    servers=[target],
+                    connect_timeout=timeout,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    error_cb=_quiet,
+                )
+                await round_trip(connection)
+        finally:
+            await _close_nats(connection, timeout)
+        return elapsed(started)
+
+    return typed(check, "component")
+
+
+async def _close_nats(connection: Any, timeout: float) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await connection.close()
+    except (TimeoutError, OSError):
+        pass
+
+
+_CONNACK_REFUSALS = {
+    1: "unacceptable protocol version",
+    2: "client identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized",
+}
+
+
+def _mqtt_string(value: str) -> bytes:
+    data = value.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _mqtt_connect(client_id: str, username: str | None, password: str | None) -> bytes:
+    """An MQTT 3.1.1 CONNECT packet with a clean session (every broker speaks 3.1.1)."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = _mqtt_string("MQTT") + bytes([0x04, flags]) + (60).to_bytes(2, "big")
+    body += _mqtt_string(client_id)
+    for field in (username, password):
+        if field is not None:
+            body += _mqtt_string(field)
+    length, size = b"", len(body)
+    while True:  # the remaining length, MQTT's variable-length integer
+        size, digit = divmod(size, 128)
+        length += bytes([digit | (0x80 if size else 0)])
+        if not size:
+            break
+    return b"\x10" + length + body
+
+
+def mqtt(
+    host: str,
+    port: int = 1883,
+    *,
+    timeout: float = 1.0,
+    username: str | None = None,
+    password: str | None = None,
+    ssl: _ssl.SSLContext | None = None,
+) -> Check:
+    """An MQTT broker accepts a session (CONNECT/CONNACK) and answers a PINGREQ with a
+    PINGRESP, then the session ends with DISCONNECT: ``responseTime`` in ms. ``ssl``: an
+    ``SSLContext`` for MQTT over TLS. Speaks the few MQTT 3.1.1 packets itself: no
+    client library exposes a ping round trip."""
+    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    for name, value in (("username", username), ("password", password)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string")
+    if password is not None and username is None:
+        raise ValueError("password needs a username (MQTT 3.1.1)")
+    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+        raise TypeError("ssl must be an ssl.SSLContext")
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        client_id = f"health-middleware-{secrets.token_hex(6)}"
+        async with (
+            asyncio.timeout(timeout),
+            closing_stream(host, port, ssl=ssl) as (
+                reader,
+                writer,
+            ),
+        ):
+            writer.write(_mqtt_connect(client_id, username, password))
+            connack = await reader.readexactly(4)
+            if connack[:2] != b"\x20\x02":
+                return CheckResult("fail", output="the broker gave an unexpected reply")
+            if connack[3]:
+                refusal = _CONNACK_REFUSALS.get(connack[3], "refused")
+                return CheckResult("fail", output=f"connection refused: {refusal}")
+            writer.write(b"\xc0\x00")  # PINGREQ
+            if await reader.readexactly(2) != b"\xd0\x00":  # PINGRESP
+                return CheckResult("fail", output="the broker gave an unexpected reply")
+            result = elapsed(started)
+            writer.write(b"\xe0\x00")  # DISCONNECT, so the broker drops no will
+            await writer.drain()
+        return result
+
+    return typed(check, "component")
+
+
+def celery(app: Any, *, min_workers: int = 1, timeout: float = 1.0) -> Check:
+    """At least ``min_workers`` Celery workers answer ``app.control.ping``: the
+    observed value is how many answered (``workers``). A connection to the broker per
+    run, closed. ``timeout`` bounds the run: the wait for replies takes half of it (a
+    ping always waits that long, for every worker to answer), each broker socket
+    operation a quarter at most."""
+    celery_module = need("celery", "celery")
+    if not isinstance(app, celery_module.Celery):
+        raise TypeError("app must be a celery.Celery application")
+    min_workers, timeout = whole("min_workers", min_workers, 1), seconds("timeout", timeout)
+    replies_within, operation_within = timeout / 2, timeout / 4
+    bounded = {
+        "socket_timeout": operation_within,
+        "socket_connect_timeout": operation_within,
+        "max_retries": 0,
+    }
+
+    def check() -> CheckResult:
+        connection = app.connection_for_write(
+            connect_timeout=operation_within, transport_options=bounded, heartbeat=0
+        )
+        try:
+            connection.ensure_connection(  # once, no back-off: the next run is the retry
+                max_retries=1,
+                interval_start=0,
+                interval_step=0,
+                interval_max=0,
+                timeout=operation_within,
+            )
+            replies = app.control.ping(timeout=replies_within, connection=connection)
+        finally:
+            connection.release()
+        workers = len(replies or ())
+        output = None
+        if workers < min_workers:
+            output = f"{workers} of at least {min_workers} workers answered"
+        return CheckResult(
+            "pass" if output is None else "fail",
+            observed_value=workers,
+            observed_unit="workers",
+            output=output,
+        )
+
+    return typed(check, "component")

@@ -1,0 +1,318 @@
+"""The network: TCP, HTTP, DNS, TLS certificates, SMTP and gRPC upstreams."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import ssl
+import time
+from collections.abc import Container
+from typing import Any
+
+from health_middleware.checks._common import (
+    Check,
+    closing_stream,
+    elapsed,
+    ms,
+    need,
+    port_number,
+    text,
+    typed,
+)
+from health_middleware.result import CheckResult
+from health_middleware.validation import positive, seconds
+
+
+def tcp(host: str, port: int, *, timeout: float = 1.0) -> Check:
+    """A TCP connection to ``host:port`` opens (then closes): ``responseTime`` in ms."""
+    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+        elapsed = ms(started)
+        writer.close()
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.wait_closed()
+        except (OSError, TimeoutError):
+            pass
+        return CheckResult(observed_value=elapsed, observed_unit="ms")
+
+    return typed(check, "system")
+
+
+def http(
+    url: str,
+    *,
+    expect: Container[int] = range(200, 400),
+    timeout: float = 2.0,
+    method: str = "GET",
+    client: Any = None,
+) -> Check:
+    """An HTTP request answered with a status in ``expect``: ``responseTime`` in ms.
+    ``client``: your ``httpx.AsyncClient`` or ``httpx.Client``, else one per run."""
+    httpx = need("httpx", "http")
+    timeout = seconds("timeout", timeout)
+
+    def grade(response: Any, started: float) -> CheckResult:
+        elapsed = ms(started)
+        if response.status_code in expect:
+            return CheckResult(observed_value=elapsed, observed_unit="ms")
+        return CheckResult(
+            "fail",
+            observed_value=elapsed,
+            observed_unit="ms",
+            output=f"HTTP {response.status_code}",
+        )
+
+    if isinstance(client, httpx.Client):
+
+        def check_sync() -> CheckResult:
+            started = time.perf_counter()
+            return grade(client.request(method, url, timeout=timeout), started)
+
+        return typed(check_sync, "system")
+    if client is not None and not isinstance(client, httpx.AsyncClient):
+        raise TypeError("client must be an httpx.AsyncClient or httpx.Client")
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        if client is not None:
+            return grade(await client.request(method, url, timeout=timeout), started)
+        async with httpx.AsyncClient(timeout=timeout) as own:
+            return grade(await own.request(method, url), started)
+
+    return typed(check, "system")
+
+
+def dns(
+    name: str,
+    *,
+    expect: str | None = None,
+    rdtype: str = "A",
+    nameserver: str | None = None,
+    port: int = 53,
+    tcp: bool = False,
+    timeout: float = 1.0,
+) -> Check:
+    """``name`` resolves within ``timeout`` (with ``expect``: to that address among
+    others), with dnspython's async resolver: the system's nameservers, or
+    ``nameserver``:``port``; ``tcp=True`` asks over TCP. ``responseTime`` in ms."""
+    resolver_module = need("dns.asyncresolver", "dns")
+    exception_module = need("dns.exception", "dns")
+    name, rdtype = text("name", name), text("rdtype", rdtype)
+    port, timeout = port_number(port), seconds("timeout", timeout)
+    if expect is not None:
+        expect = str(ipaddress.ip_address(text("expect", expect)))
+    if nameserver is not None:
+        nameserver = str(ipaddress.ip_address(text("nameserver", nameserver)))
+    if not isinstance(tcp, bool):
+        raise TypeError("tcp must be True or False")
+
+    async def check() -> CheckResult:
+        resolver = resolver_module.Resolver(configure=nameserver is None)
+        if nameserver is not None:
+            resolver.nameservers = [nameserver]
+        resolver.port = port
+        resolver.timeout = resolver.lifetime = timeout
+        started = time.perf_counter()
+        try:
+            answer = await resolver.resolve(name, rdtype, tcp=tcp, lifetime=timeout)
+        except exception_module.DNSException as exc:
+            return CheckResult(
+                "fail",
+                observed_value=ms(started),
+                observed_unit="ms",
+                output=f"DNS: {type(exc).__name__}",
+            )
+        result = elapsed(started)
+        found = {record.to_text() for record in answer}
+        if expect is not None and expect not in found:
+            return CheckResult(
+                "fail",
+                observed_value=result.observed_value,
+                observed_unit="ms",
+                output=f"{name} did not resolve to {expect}",
+            )
+        return result
+
+    return typed(check, "system")
+
+
+def tls_certificate(
+    host: str,
+    port: int = 443,
+    *,
+    warn_days: float = 14.0,
+    fail_days: float = 7.0,
+    server_hostname: str | None = None,
+    cafile: str | os.PathLike[str] | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 2.0,
+) -> Check:
+    """Days until the certificate served at ``host:port`` expires (``days``): ``warn``
+    at or below ``warn_days``, ``fail`` at or below ``fail_days``. The chain and the
+    name must verify (against the system's CAs, ``cafile`` or your ``context``);
+    one that does not fails, its ``output`` saying why."""
+    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    warn_days, fail_days = (
+        positive("warn_days", warn_days, "days"),
+        positive("fail_days", fail_days, "days"),
+    )
+    if fail_days > warn_days:
+        raise ValueError("fail_days must not be above warn_days")
+    if context is not None and cafile is not None:
+        raise ValueError("cafile and context are alternatives: give one")
+    if context is not None and not isinstance(context, ssl.SSLContext):
+        raise TypeError("context must be an ssl.SSLContext")
+    tls = context or ssl.create_default_context(
+        cafile=None if cafile is None else os.fspath(cafile)
+    )
+    name = host if server_hostname is None else text("server_hostname", server_hostname)
+
+    async def check() -> CheckResult:
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                closing_stream(
+                    host, port, ssl=tls, server_hostname=name, ssl_handshake_timeout=timeout
+                ) as (_, writer),
+            ):
+                certificate = writer.get_extra_info("peercert")
+        except ssl.SSLCertVerificationError as exc:
+            return CheckResult("fail", output=f"certificate does not verify: {exc.verify_message}")
+        if not certificate or "notAfter" not in certificate:
+            return CheckResult("fail", output="the server presented no certificate")
+        expires = ssl.cert_time_to_seconds(certificate["notAfter"])
+        days = round((expires - time.time()) / 86400.0, 2)
+        status = "fail" if days <= fail_days else "warn" if days <= warn_days else "pass"
+        output = (
+            None
+            if status == "pass"
+            else (
+                "the certificate has expired"
+                if days <= 0
+                else f"the certificate expires in {days:.0f} days"
+            )
+        )
+        return CheckResult(status, observed_value=days, observed_unit="days", output=output)
+
+    return typed(check, "system")
+
+
+def smtp(
+    host: str,
+    port: int = 25,
+    *,
+    starttls: bool = False,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 2.0,
+) -> Check:
+    """An SMTP server answers EHLO and NOOP (and with ``starttls=True`` upgrades to TLS
+    first, verified by ``context`` or the system's CAs), with aiosmtplib: a connection
+    per run, ended with QUIT. ``responseTime`` in ms."""
+    aiosmtplib = need("aiosmtplib", "smtp")
+    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    if not isinstance(starttls, bool):
+        raise TypeError("starttls must be True or False")
+    if context is not None and not isinstance(context, ssl.SSLContext):
+        raise TypeError("context must be an ssl.SSLContext")
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        client = aiosmtplib.SMTP(
+            hostname=host, port=port, timeout=timeout, start_tls=False, tls_context=context
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                await client.connect()
+                await client.ehlo()
+                if starttls:
+                    await client.starttls(tls_context=context)
+                await client.noop()
+                result = elapsed(started)
+                await client.quit()
+        finally:
+            client.close()
+        return result
+
+    return typed(check, "system")
+
+
+_GRPC_SERVING = 1
+
+
+def grpc(
+    target: Any,
+    service: str = "",
+    *,
+    credentials: Any = None,
+    timeout: float = 1.0,
+) -> Check:
+    """A gRPC upstream's standard health service (``grpc.health.v1.Health/Check``)
+    reports ``service`` (``""``: the whole server) SERVING; anything else fails,
+    ``output`` naming the status. ``target``: ``host:port`` (a channel per run, closed;
+    ``credentials``: ``grpc.ssl_channel_credentials(...)`` for TLS) or your
+    ``grpc.aio.Channel``. ``responseTime`` in ms."""
+    grpc_module = need("grpc", "grpc")
+    health_pb2 = need("grpc_health.v1.health_pb2", "grpc")
+    health_pb2_grpc = need("grpc_health.v1.health_pb2_grpc", "grpc")
+    service, timeout = _optional_text("service", service), seconds("timeout", timeout)
+    if not isinstance(target, str | grpc_module.aio.Channel):
+        raise TypeError("target must be a 'host:port' string or a grpc.aio.Channel")
+    if isinstance(target, str):
+        text("target", target)
+    if credentials is not None and not isinstance(credentials, grpc_module.ChannelCredentials):
+        raise TypeError("credentials must be grpc.ChannelCredentials")
+    request = health_pb2.HealthCheckRequest(service=service)
+    within_ms = max(1, round(timeout * 1000))
+    # The check's channel keeps its connections to itself (from gRPC's global pool they
+    # would outlive it), and gives up a connection attempt after its timeout (the
+    # default, 20 s, left one socket a run stuck in a handshake with a silent peer).
+    options = [
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.min_reconnect_backoff_ms", within_ms),
+        ("grpc.initial_reconnect_backoff_ms", within_ms),
+        ("grpc.max_reconnect_backoff_ms", within_ms),
+    ]
+
+    async def ask(channel: Any, started: float) -> CheckResult:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(request, timeout=timeout)
+        except grpc_module.aio.AioRpcError as exc:
+            return CheckResult(
+                "fail",
+                observed_value=ms(started),
+                observed_unit="ms",
+                output=f"gRPC {exc.code().name}",
+            )
+        if reply.status != _GRPC_SERVING:
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            return CheckResult(
+                "fail", observed_value=ms(started), observed_unit="ms", output=status
+            )
+        return elapsed(started)
+
+    async def check() -> CheckResult:
+        started = time.perf_counter()
+        if not isinstance(target, str):
+            return await ask(target, started)
+        if credentials is None:
+            channel = grpc_module.aio.insecure_channel(target, options)
+        else:
+            channel = grpc_module.aio.secure_channel(target, credentials, options)
+        try:
+            return await ask(channel, started)
+        finally:
+            await channel.close()
+
+    return typed(check, "system")
+
+
+def _optional_text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    return value

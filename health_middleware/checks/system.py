@@ -1,0 +1,76 @@
+"""The process and its host: disk space, resident memory, event loop lag."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+
+from health_middleware.checks._common import Check, graded, ordered, percent, typed
+from health_middleware.result import CheckResult
+from health_middleware.validation import positive, seconds
+
+
+def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float = 95.0) -> Check:
+    """Used space of the filesystem holding ``path``, as ``utilization`` in percent,
+    computed as ``df`` does: used / (used + available to unprivileged users), so the
+    blocks reserved for root count neither way and 100 means a full disk for the app."""
+    warn, fail = percent("warn", warn), percent("fail", fail)
+    ordered(("warn", warn), ("fail", fail))
+    target = os.fspath(path)
+
+    def check() -> CheckResult:
+        stats = os.statvfs(target)
+        taken = stats.f_blocks - stats.f_bfree
+        if taken + stats.f_bavail <= 0:  # /proc, /sys and the like
+            return CheckResult("fail", output="the filesystem reports no blocks")
+        used = round(100.0 * taken / (taken + stats.f_bavail), 2)
+        status = graded(used, warn, fail)
+        output = None if status == "pass" else f"{used}% used"
+        return CheckResult(status, observed_value=used, observed_unit="percent", output=output)
+
+    return typed(check, "system")
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # not Linux: the peak is what is known
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> Check:
+    """The process's resident memory (RSS) in MiB, with optional thresholds."""
+    for name, value in (("warn_mib", warn_mib), ("fail_mib", fail_mib)):
+        if value is not None:
+            positive(name, value, "MiB")
+    ordered(("warn_mib", warn_mib), ("fail_mib", fail_mib))
+
+    def check() -> CheckResult:
+        used = round(_rss_bytes() / 1048576, 1)
+        status = graded(used, warn_mib, fail_mib)
+        output = None if status == "pass" else f"{used} MiB resident"
+        return CheckResult(status, observed_value=used, observed_unit="MiB", output=output)
+
+    return typed(check, "system", "process")
+
+
+def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01) -> Check:
+    """How late the event loop wakes from a short sleep, in ms: under ASGI it runs on
+    the app's loop, so a wedged or overloaded worker shows here (tag it ``live``)."""
+    warn, fail, sample = seconds("warn", warn), seconds("fail", fail), seconds("sample", sample)
+    ordered(("warn", warn), ("fail", fail))
+
+    async def check() -> CheckResult:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.sleep(sample)
+        lag = max(0.0, loop.time() - started - sample)
+        status = graded(lag, warn, fail)
+        output = None if status == "pass" else f"the loop woke {lag * 1000:.0f} ms late"
+        return CheckResult(
+            status, observed_value=round(lag * 1000, 3), observed_unit="ms", output=output
+        )
+
+    return typed(check, "system", "process")
