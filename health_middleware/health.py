@@ -21,6 +21,7 @@ from health_middleware.endpoint import (
     READY,
     STARTED,
     Endpoint,
+    evaluate,
     normalise_path,
     status_code_map,
 )
@@ -28,7 +29,7 @@ from health_middleware.formats import Format, Ietf, Info, resolve
 from health_middleware.pool import CheckPool
 from health_middleware.prestop import Prestop, valid_token
 from health_middleware.refresher import Refresher
-from health_middleware.report import Report, Service, evaluate
+from health_middleware.report import Report, Service
 from health_middleware.result import Outcome
 from health_middleware.snapshot import Snapshot, build
 from health_middleware.status import Status
@@ -338,6 +339,11 @@ class Health:
                 logger.info("draining: drain_file %r names a live instance", self.drain_file)
             self._drained_by = owner
             self.publish()
+
+    def refresh(self) -> None:
+        """Each refresher tick: follow ``drain_file`` and publish."""
+        self.poll_drain_file()
+        self.publish()
 
     def prestop(self, token: str, *, path: str | None = None, delay: float = 5.0) -> None:
         """Serve the pre-stop endpoint (default ``<base_path>/prestop``) for Kubernetes

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 import orjson
 
 from health_middleware.check import CheckState
-from health_middleware.endpoint import Endpoint
+from health_middleware.endpoint import Endpoint, evaluate
 from health_middleware.prestop import Prestop, bearer_matches
-from health_middleware.report import Report, Service, evaluate, stale
+from health_middleware.report import Report, Service, stale
 from health_middleware.response import Prepared, head_of, prepare
 
 logger = logging.getLogger("health_middleware")
