@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Container
 from typing import Any, Protocol
 
-from health_middleware.result import CheckResult
+from health_middleware.result import CheckFunction, CheckResult
 from health_middleware.validation import positive, seconds
 
-Check = Callable[[], Any]
+Check = CheckFunction  # the old name of CheckFunction, kept for imports
 
 
 class _Cursor(Protocol):
@@ -34,7 +34,7 @@ class _Connection(Protocol):
     def close(self) -> Any: ...
 
 
-def _typed(fn: Check, component_type: str) -> Check:
+def _typed(fn: CheckFunction, component_type: str) -> CheckFunction:
     fn.component_type = component_type  # type: ignore[attr-defined]
     return fn
 
@@ -76,7 +76,9 @@ def _graded(value: float, warn: float | None, fail: float | None) -> str:
 # -- the process and its host ----------------------------------------------------------
 
 
-def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float = 95.0) -> Check:
+def disk(
+    path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float = 95.0
+) -> CheckFunction:
     """Used space of the filesystem holding ``path``, as ``utilization`` in percent."""
     warn, fail = _percent("warn", warn), _percent("fail", fail)
     if warn > fail:
@@ -101,7 +103,7 @@ def _rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> Check:
+def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> CheckFunction:
     """The process's resident memory (RSS) in MiB, with optional thresholds."""
     for name, value in (("warn_mib", warn_mib), ("fail_mib", fail_mib)):
         if value is not None:
@@ -116,7 +118,7 @@ def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> C
     return _typed(check, "system")
 
 
-def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01) -> Check:
+def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01) -> CheckFunction:
     """How late the event loop wakes from a short sleep, in ms: under ASGI it runs on
     the app's loop, so a wedged or overloaded worker shows here (tag it ``live``)."""
     warn, fail, sample = seconds("warn", warn), seconds("fail", fail), seconds("sample", sample)
@@ -138,7 +140,7 @@ def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01
 # -- the network -------------------------------------------------------------------------
 
 
-def tcp(host: str, port: int, *, timeout: float = 1.0) -> Check:
+def tcp(host: str, port: int, *, timeout: float = 1.0) -> CheckFunction:
     """A TCP connection to ``host:port`` opens (then closes): ``responseTime`` in ms."""
     timeout = seconds("timeout", timeout)
 
@@ -165,7 +167,7 @@ def http(
     timeout: float = 2.0,
     method: str = "GET",
     client: Any = None,
-) -> Check:
+) -> CheckFunction:
     """An HTTP request answered with a status in ``expect``: ``responseTime`` in ms.
     ``client``: your ``httpx.AsyncClient`` or ``httpx.Client``, else one per run."""
     httpx = _need("httpx", "http")
@@ -205,7 +207,7 @@ def http(
 # -- datastores and brokers ------------------------------------------------------------
 
 
-def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
+def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> CheckFunction:
     """Open a DB-API connection with ``connect()``, run ``query``, close it:
     ``responseTime`` in ms. Give ``connect`` its own timeout (sqlite3 ``timeout=``,
     PyMySQL ``connect_timeout=`` and ``read_timeout=``, psycopg ``connect_timeout=``)."""
@@ -229,7 +231,7 @@ def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
     return _typed(check, "datastore")
 
 
-def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
+def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> CheckFunction:
     """A round trip through a SQLAlchemy ``Engine`` or ``AsyncEngine`` and its pool
     (the connection goes back to the pool): ``responseTime`` in ms. A sync engine's
     connect timeout is its own (``connect_args``)."""
@@ -258,7 +260,7 @@ def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) ->
     return _typed(check_sync, "datastore")
 
 
-def postgres(target: Any, *, timeout: float = 1.0) -> Check:
+def postgres(target: Any, *, timeout: float = 1.0) -> CheckFunction:
     """PostgreSQL with psycopg 3: a ``dsn`` string (a connection per run, closed), or
     your ``psycopg_pool`` ``AsyncConnectionPool`` / ``ConnectionPool``."""
     psycopg = _need("psycopg", "postgres")
@@ -299,7 +301,7 @@ def postgres(target: Any, *, timeout: float = 1.0) -> Check:
     raise TypeError("target must be a DSN string or a psycopg_pool (Async)ConnectionPool")
 
 
-def redis(target: Any, *, timeout: float = 1.0) -> Check:
+def redis(target: Any, *, timeout: float = 1.0) -> CheckFunction:
     """Redis ``PING``: a URL (a client per run, closed), or your ``redis.asyncio.Redis``
     or ``redis.Redis`` client: ``responseTime`` in ms."""
     client_module = _need("redis", "redis")
@@ -341,7 +343,7 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
     return _typed(check, "datastore")
 
 
-def amqp(url: str, *, timeout: float = 2.0) -> Check:
+def amqp(url: str, *, timeout: float = 2.0) -> CheckFunction:
     """An AMQP 0-9-1 broker (RabbitMQ) completes the connection handshake, with pika:
     a connection per run, closed. ``responseTime`` in ms."""
     pika = _need("pika", "amqp")

@@ -81,5 +81,6 @@ class Report:
         return "checks" if self.phase == "serving" else self.phase
 
 
-def stale() -> Report:
+def unpublished() -> Report:
+    """What every endpoint says once its snapshot has expired (phase ``stale``)."""
     return Report("fail", STALE, (), "stale")
