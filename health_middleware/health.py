@@ -11,17 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, Unpack
 
 from health_middleware.check import Check, CheckOptions
-from health_middleware.endpoint import (
-    ALL,
-    LIVE,
-    READY,
-    STARTED,
-    Endpoint,
-    Format,
-    normalise_path,
-    status_code_map,
-)
-from health_middleware.formats import Ietf, Info, resolve
+from health_middleware.endpoint import ALL, Format, normalise_path
+from health_middleware.formats import Info
 from health_middleware.prestop import Prestop, valid_token
 from health_middleware.registry import Listener, Registry
 from health_middleware.report import Report, Service
@@ -99,26 +90,7 @@ class Health:
             drain_file=marker,
         )
         self.runtime = Runtime(self.registry, max_threads)
-        root = self._root = "" if self.base_path == "/" else self.base_path
-        for path, group, details, drain in (
-            (self.base_path, ALL, True, False),
-            (root + "/live", LIVE, False, False),
-            (root + "/ready", READY, False, True),
-            (root + "/started", STARTED, False, False),
-        ):
-            self._add_endpoint(
-                path, group=group, format=format, details=details, status_codes=None, drain=drain
-            )
-        if info is not None and not isinstance(info, Info):
-            raise TypeError("info must be an Info(...) object")
-        self._add_endpoint(
-            root + "/info",
-            group=ALL,
-            format=info or Info(),
-            details=True,
-            status_codes=None,
-            drain=False,
-        )
+        self._root = self.registry.add_default_endpoints(format, info)
         self.registry.publish()
         ref = weakref.ref(self)
 
@@ -164,7 +136,7 @@ class Health:
         """Serve one more endpoint at ``path`` (absolute, not under ``base_path``)."""
         if not isinstance(group, str) or not group:
             raise TypeError("group must be a non-empty string: all, live, ready, started or a tag")
-        self._add_endpoint(
+        self.registry.add_endpoint(
             path,
             group=group,
             format=format,
@@ -173,22 +145,6 @@ class Health:
             drain=flag("drain", drain),
         )
         self.registry.publish()
-
-    def _add_endpoint(
-        self,
-        path: str,
-        *,
-        group: str,
-        format: str | Format,
-        details: bool,
-        status_codes: Mapping[str, int] | None,
-        drain: bool,
-    ) -> None:
-        chosen = resolve(format)  # an unknown format is refused now, not at a request
-        codes = status_code_map(status_codes, ietf=isinstance(chosen, Ietf))
-        self.registry.add_endpoint(
-            Endpoint(normalise_path(path), group, chosen, details, codes, drain)
-        )
 
     def prestop(self, token: str, *, path: str | None = None, delay: float = 5.0) -> None:
         """Serve the pre-stop endpoint (default ``<base_path>/prestop``) for Kubernetes

@@ -14,12 +14,23 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
 from health_middleware import instance
 from health_middleware.check import Check, CheckState
-from health_middleware.endpoint import LIVE, Endpoint, evaluate
+from health_middleware.endpoint import (
+    ALL,
+    LIVE,
+    READY,
+    STARTED,
+    Endpoint,
+    Format,
+    evaluate,
+    normalise_path,
+    status_code_map,
+)
+from health_middleware.formats import Ietf, Info, resolve
 from health_middleware.prestop import Prestop
 from health_middleware.report import Report, Service
 from health_middleware.result import Outcome
@@ -85,7 +96,37 @@ class Registry:
             )
         self.publish()
 
-    def add_endpoint(self, endpoint: Endpoint) -> None:
+    def add_default_endpoints(self, format: str | Format, info: Info | None) -> str:
+        """The full report at ``base_path``, the probes and the info endpoint below
+        it; return the root other default paths go under."""
+        if info is not None and not isinstance(info, Info):
+            raise TypeError("info must be an Info(...) object")
+        root = "" if self.base_path == "/" else self.base_path
+        for path, group, chosen, details, drain in (
+            (self.base_path, ALL, format, True, False),
+            (root + "/live", LIVE, format, False, False),
+            (root + "/ready", READY, format, False, True),
+            (root + "/started", STARTED, format, False, False),
+            (root + "/info", ALL, info or Info(), True, False),
+        ):
+            self.add_endpoint(
+                path, group=group, format=chosen, details=details, status_codes=None, drain=drain
+            )
+        return root
+
+    def add_endpoint(
+        self,
+        path: str,
+        *,
+        group: str,
+        format: str | Format,
+        details: bool,
+        status_codes: Mapping[str, int] | None,
+        drain: bool,
+    ) -> None:
+        chosen = resolve(format)  # an unknown format is refused now, not at a request
+        codes = status_code_map(status_codes, ietf=isinstance(chosen, Ietf))
+        endpoint = Endpoint(normalise_path(path), group, chosen, details, codes, drain)
         with self._lock:
             if endpoint.path in self._endpoints or (
                 self._prestop is not None and endpoint.path == self._prestop.path
