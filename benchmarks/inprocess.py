@@ -109,9 +109,9 @@ def _prepared_health() -> Health:
     health.add_check("dependency", lambda: time.sleep(0.002))
     for name in NAMED:
         health.endpoint(f"/formats/{name}", format=name)
-    health.start_in_thread()
+    health.runtime.start_in_thread()
     deadline = time.monotonic() + 10
-    while not health.first_round_done():
+    while not health.registry.first_round_done():
         if time.monotonic() > deadline:
             raise RuntimeError("the first round of checks did not finish")
         time.sleep(0.01)

@@ -21,9 +21,7 @@ from asgiref.typing import (
 )
 
 from health_middleware.health import Health
-from health_middleware.prestop import Prestop
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
-from health_middleware.snapshot import Answers
 
 logger = logging.getLogger("health_middleware")
 _monotonic = time.monotonic
@@ -53,6 +51,8 @@ class HealthMiddleware:
             raise TypeError(f"app must be an ASGI application, got {type(app).__name__}")
         self.app: ASGI3Application = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
         self.health = health
+        self._registry = health.registry  # the snapshot's home: one lookup per request
+        self._runtime = health.runtime
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -64,12 +64,12 @@ class HealthMiddleware:
             root = scope.get("root_path")
             if root:
                 path = health_path(scope)
-            snapshot = self.health.snapshot
+            snapshot = self._registry.snapshot
             answers = snapshot.answers.get(path)
             if answers is not None:
-                # Inline, not _pick(): a call would cost a probe ~60 ns. Not yet started,
-                # stale, an action or a token to compare: the slow path.
-                if not answers.special and _monotonic() <= snapshot.valid_until:
+                # Inline, not Snapshot.decide(): a call would cost a probe ~60 ns. Not
+                # yet started, expired, an action or a token to compare: the slow path.
+                if not answers.slow and _monotonic() <= snapshot.valid_until:
                     method = scope["method"]
                     if method == "GET":
                         response = answers.get
@@ -78,7 +78,7 @@ class HealthMiddleware:
                     else:
                         response = METHOD_NOT_ALLOWED
                 else:
-                    response = await self._slow(path, answers, scope)
+                    response = await self._slow(path, scope)
                 await send(
                     {
                         "type": "http.response.start",
@@ -96,42 +96,22 @@ class HealthMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _slow(self, path: str, answers: Answers, scope: HTTPScope) -> Prepared:
-        """The first request of a process run without lifespan starts the refresher
-        (and with ``wait_first_round`` waits for its first round); the pre-stop endpoint
-        acts rather than answers."""
-        health = self.health
-        if not health.activated:
-            health.start_on_loop()
-            if health.wait_first_round:
-                await health.wait_first_round_async()
-        snapshot = health.snapshot
-        answers = snapshot.answers.get(path, answers)
-        if answers.prestop is not None:
-            return await self._prestop(answers.prestop, scope)
-        if answers.token is not None:  # only then is a header worth reading
-            answers = answers.for_bearer(_header(scope, b"authorization"))
-        stale = _monotonic() > snapshot.valid_until
-        if stale:
-            health.revive()
-        return self._pick(answers, scope["method"], stale)
-
-    @staticmethod
-    def _pick(answers: Answers, method: str, stale: bool) -> Prepared:
-        if method == "GET":
-            return answers.stale_get if stale else answers.get
-        if method == "HEAD":
-            return answers.stale_head if stale else answers.head
-        return METHOD_NOT_ALLOWED
-
-    async def _prestop(self, prestop: Prestop, scope: HTTPScope) -> Prepared:
-        if scope["method"] not in ("GET", "POST"):
-            return prestop.not_allowed
-        if prestop.authorised(_header(scope, b"authorization")):
-            self.health.drain()
-            await asyncio.sleep(prestop.delay)
-            return prestop.done
-        return prestop.refused
+    async def _slow(self, path: str, scope: HTTPScope) -> Prepared:
+        """Do what ``Snapshot.decide`` says, on this loop: start the refresher (the
+        first request of a process run without lifespan, with ``wait_first_round``
+        waiting for its first round), revive it, or drain and wait (pre-stop)."""
+        registry, method = self._registry, scope["method"]
+        authorization = _header(scope, b"authorization")
+        decision = registry.snapshot.decide(path, method, authorization, _monotonic())
+        if decision.start:
+            await self._start()
+            decision = registry.snapshot.decide(path, method, authorization, _monotonic())
+        if decision.revive:
+            self._runtime.revive()
+        if decision.drain_for is not None:
+            registry.drain()
+            await asyncio.sleep(decision.drain_for)
+        return decision.response
 
     async def _lifespan(
         self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -139,7 +119,7 @@ class HealthMiddleware:
         """Pass the protocol through (same scope object), starting the refresher when
         the app reports startup complete and stopping it on shutdown. An app that does
         not speak lifespan (Django, most ASGI 2 apps) is covered: we answer for it."""
-        health = self.health
+        registry = self._registry
         received_startup = False
         answered_startup = False
 
@@ -149,15 +129,15 @@ class HealthMiddleware:
             if message["type"] == "lifespan.startup":
                 received_startup = True
             elif message["type"] == "lifespan.shutdown":
-                health.drain_process()  # this worker only: its siblings keep serving
-                await health.stop_async()
+                registry.drain_process()  # this worker only: its siblings keep serving
+                await self._runtime.stop_async()
             return message
 
         async def send_wrapper(message: ASGISendEvent) -> None:
             nonlocal answered_startup
             if message["type"] == "lifespan.startup.complete":
                 answered_startup = True
-                await self._start(health)
+                await self._start()
             elif message["type"] == "lifespan.startup.failed":
                 answered_startup = True
             await send(message)
@@ -174,19 +154,18 @@ class HealthMiddleware:
             return
         if not received_startup:
             await receive()
-        await self._start(health)
+        await self._start()
         await send({"type": "lifespan.startup.complete"})
         while (await receive())["type"] != "lifespan.shutdown":
             pass
-        health.drain_process()
-        await health.stop_async()
+        registry.drain_process()
+        await self._runtime.stop_async()
         await send({"type": "lifespan.shutdown.complete"})
 
-    @staticmethod
-    async def _start(health: Health) -> None:
-        health.start_on_loop()
-        if health.wait_first_round:
-            await health.wait_first_round_async()
+    async def _start(self) -> None:
+        self._runtime.start_on_loop()
+        if self.health.wait_first_round:
+            await self._registry.wait_first_round_async()
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
-from health_middleware.result import Outcome
+from health_middleware.result import CheckFunction, Outcome
 from health_middleware.status import Status
 from health_middleware.validation import count, flag, optional_text, period, texts
-
-CheckFunction = Callable[[], Any]
 
 # "component" or "component:measurement" (draft-inadarei-api-health-check-06, "checks").
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-/]+)?")
@@ -25,8 +23,25 @@ def is_async_callable(fn: object) -> bool:
     )
 
 
+class CheckOptions(TypedDict, total=False):
+    """The keyword options of ``Health.add_check`` and ``@health.check``: declared
+    once here; ``Check.build`` validates them and applies the defaults."""
+
+    interval: float | None  # None: the Health's interval
+    timeout: float | None  # None: the Health's timeout
+    critical: bool  # True
+    tags: Iterable[str]  # ()
+    component_type: str | None  # None: fn.component_type, else "component"
+    failure_threshold: int  # 1
+    success_threshold: int  # 1
+    component_id: str | None  # None
+    affected_endpoints: Iterable[str]  # ()
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
+    """A validated check: ``CheckOptions`` with every default applied."""
+
     name: str
     fn: CheckFunction
     is_async: bool
@@ -45,17 +60,12 @@ class Check:
         cls,
         name: object,
         fn: object,
+        options: CheckOptions,
         *,
-        interval: object,
-        timeout: object,
-        critical: object = True,
-        tags: Iterable[str] = (),
-        component_type: object = "component",
-        failure_threshold: object = 1,
-        success_threshold: object = 1,
-        component_id: object = None,
-        affected_endpoints: Iterable[str] = (),
+        interval: float,
+        timeout: float,
     ) -> Check:
+        """Validate ``options``; ``interval`` and ``timeout`` are the defaults."""
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(
                 f"check name {name!r} must be 'component' or 'component:measurement' "
@@ -64,25 +74,46 @@ class Check:
         if not callable(fn):
             raise TypeError(f"check {name!r} must be callable, got {type(fn).__name__}")
         what = f"check {name!r}:"
-        tag_set = frozenset(texts(f"{what} tags", tags))
+        unknown = set(options) - set(CheckOptions.__annotations__)
+        if unknown:
+            raise TypeError(f"{what} unknown options {sorted(unknown)}")
+        tag_set = frozenset(texts(f"{what} tags", options.get("tags", ())))
         for tag in tag_set:
             if not _TAG.fullmatch(tag):
                 raise ValueError(f"{what} tag {tag!r} must be a simple word")
+        component_type: object = options.get("component_type")
+        if component_type is None:
+            component_type = getattr(fn, "component_type", "component")
         if not isinstance(component_type, str) or not component_type:
             raise TypeError(f"{what} component_type must be a non-empty string")
+        chosen_interval, chosen_timeout = options.get("interval"), options.get("timeout")
+        if chosen_interval is not None:
+            interval = chosen_interval
+        if chosen_timeout is not None:
+            timeout = chosen_timeout
         return cls(
             name=name,
             fn=fn,
             is_async=is_async_callable(fn),
-            interval=period(f"{what} interval", interval),
-            timeout=period(f"{what} timeout", timeout),
-            critical=flag(f"{what} critical", critical),
+            interval=period(
+                f"{what} interval", interval if chosen_interval is None else chosen_interval
+            ),
+            timeout=period(
+                f"{what} timeout", timeout if chosen_timeout is None else chosen_timeout
+            ),
+            critical=flag(f"{what} critical", options.get("critical", True)),
             tags=tag_set,
             component_type=optional_text(f"{what} component_type", component_type) or "",
-            failure_threshold=count(f"{what} failure_threshold", failure_threshold),
-            success_threshold=count(f"{what} success_threshold", success_threshold),
-            component_id=optional_text(f"{what} component_id", component_id),
-            affected_endpoints=texts(f"{what} affected_endpoints", affected_endpoints),
+            failure_threshold=count(
+                f"{what} failure_threshold", options.get("failure_threshold", 1)
+            ),
+            success_threshold=count(
+                f"{what} success_threshold", options.get("success_threshold", 1)
+            ),
+            component_id=optional_text(f"{what} component_id", options.get("component_id")),
+            affected_endpoints=texts(
+                f"{what} affected_endpoints", options.get("affected_endpoints", ())
+            ),
         )
 
 

@@ -1,18 +1,17 @@
-"""An endpoint: a path, the checks it counts (its group), its format and status codes."""
+"""An endpoint: a path, the checks it counts (its group), its format and status codes;
+what it reports (``evaluate``); and the protocol a format implements."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from health_middleware.check import Check
-from health_middleware.status import Status
+from health_middleware.check import Check, CheckState
+from health_middleware.report import DRAINING, Counted, Report, Service
+from health_middleware.status import Status, aggregate
 from health_middleware.validation import safe_text
-
-if TYPE_CHECKING:
-    from health_middleware.formats.base import Format
 
 DEFAULT_STATUS_CODES: Mapping[Status, int] = MappingProxyType(
     {"pass": 200, "warn": 200, "fail": 503}
@@ -74,6 +73,21 @@ def status_code_map(codes: Mapping[str, int] | None, ietf: bool = False) -> Mapp
 
 
 @dataclass(frozen=True, slots=True)
+class Rendered:
+    status: int
+    content_type: str
+    body: bytes
+
+
+class Format(Protocol):
+    """Anything with this method can be an endpoint's format."""
+
+    def render(
+        self, report: Report, endpoint: Endpoint, service: Service, now: float
+    ) -> Rendered: ...
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     path: str
     group: str
@@ -92,3 +106,40 @@ class Endpoint:
         if group == READY:
             return check.critical or READY in check.tags
         return group in check.tags
+
+
+def status_code(report: Report, endpoint: Endpoint) -> int:
+    """The endpoint's HTTP status for the report's status."""
+    return endpoint.status_codes[report.status]
+
+
+def _summary(checks: Iterable[Counted]) -> str | None:
+    failing = [c.name for c in checks if c.status == "fail"]
+    warning = [c.name for c in checks if c.status == "warn"]
+    parts = []
+    if failing:
+        parts.append("failing: " + ", ".join(failing))
+    if warning:
+        parts.append("warning: " + ", ".join(warning))
+    return "; ".join(parts) or None
+
+
+def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -> Report:
+    counted = [s for s in states if endpoint.counts(s.check)]
+    done = tuple(
+        Counted(s.check, s.reported, s.last_success) for s in counted if s.reported is not None
+    )
+    if draining and endpoint.drain:
+        return Report("fail", DRAINING, done, "draining")
+    pending = len(counted) - len(done)
+    if pending and endpoint.group != LIVE:
+        output = f"starting: {pending} of {len(counted)} checks have not completed yet"
+        return Report("fail", output, done, "starting")
+    if endpoint.group == STARTED:
+        return Report("pass", None, done)
+    # In the full report a non-critical failure degrades to warn; in a probe or tag
+    # group every counted check decides (a check tagged 'ready' that fails must fail
+    # readiness, or the tag would mean nothing).
+    softened = endpoint.group == ALL
+    status = aggregate((c.check.critical or not softened, c.status) for c in done)
+    return Report(status, None if status == "pass" else _summary(done), done, softened=softened)

@@ -40,4 +40,4 @@ def post_worker_init(worker: Any) -> None:
         setattr(worker, attribute, WSGIHealthMiddleware(app, health))
         # This runs in the worker, after the fork: start now, so the worker's first
         # probe finds its first round done rather than "starting".
-        health.start_in_thread()
+        health.runtime.start_in_thread()

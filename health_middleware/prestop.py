@@ -29,14 +29,14 @@ class Prestop:
     def __post_init__(self) -> None:
         valid_token(self.token, "pre-stop token")
         object.__setattr__(self, "delay", float(seconds("pre-stop delay", self.delay)))
-        done, _ = prepare(200, _JSON, orjson.dumps({"status": "pass", "output": "drained"}))
-        refused, _ = prepare(
+        done = prepare(200, _JSON, orjson.dumps({"status": "pass", "output": "drained"}))
+        refused = prepare(
             401,
             _JSON,
             orjson.dumps({"status": "fail", "output": "unauthorized"}),
             [("www-authenticate", "Bearer")],
         )
-        not_allowed, _ = prepare(
+        not_allowed = prepare(
             405, "text/plain; charset=utf-8", b"method not allowed\n", [("allow", "GET, POST")]
         )
         object.__setattr__(self, "done", done)

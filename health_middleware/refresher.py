@@ -16,9 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from health_middleware.check import CheckState
 from health_middleware.pool import CheckPool
@@ -29,9 +29,6 @@ from health_middleware.result import (
     from_timeout,
     not_started,
 )
-
-if TYPE_CHECKING:
-    from health_middleware.health import Health
 
 logger = logging.getLogger("health_middleware")
 
@@ -67,9 +64,25 @@ def _consume(future: asyncio.Future[Any]) -> None:
 Inflight = asyncio.Future[Any] | Future[Any]
 
 
+class Checks(Protocol):
+    """What the refresher needs of the registry (it never sees ``Health``)."""
+
+    def states(self) -> Iterable[CheckState]:
+        """Every registered check's state (checks may be added at any time)."""
+        ...
+
+    def record(self, state: CheckState, outcome: Outcome) -> None:
+        """Take a finished run."""
+        ...
+
+    def refresh(self) -> None:
+        """Each tick: follow the drain file and publish a fresh snapshot."""
+        ...
+
+
 class Refresher:
-    def __init__(self, health: Health, pool: CheckPool) -> None:
-        self._health = health
+    def __init__(self, checks: Checks, pool: CheckPool) -> None:
+        self._checks = checks
         self._pool = pool
         self._due: dict[str, float] = {}
         self._runs: set[asyncio.Task[None]] = set()
@@ -89,11 +102,11 @@ class Refresher:
         await self._finish()
 
     async def _loop(self) -> None:
-        health = self._health
+        checks = self._checks
         while not self._stopping:
             now = time.monotonic()
             wake_at = now + TICK
-            for state in list(health.states()):  # checks may be added at any time
+            for state in list(checks.states()):  # checks may be added at any time
                 name = state.check.name
                 due = self._due.get(name, now)
                 if due <= now:
@@ -102,8 +115,7 @@ class Refresher:
                     self._due[name] = due
                 wake_at = min(wake_at, due)
             try:
-                health.poll_drain_file()
-                health.publish()
+                checks.refresh()
             except Exception:  # never let one bad value stop every check
                 logger.exception("publishing the health snapshot failed; retrying")
             self._wake.clear()
@@ -170,7 +182,7 @@ class Refresher:
             outcome = convert(value, now, duration)
         if self._stopping:
             return  # a stopped refresher's late results are not news
-        self._health.record(state, outcome)
+        self._checks.record(state, outcome)
         self._wake.set()
 
     async def _finish(self) -> None:

@@ -1,15 +1,15 @@
-"""What one endpoint says right now, computed from the checks' reported outcomes."""
+"""A report: what one endpoint says right now (computed by ``endpoint.evaluate``),
+and the service-level fields every format may show."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from health_middleware.check import Check, CheckState
-from health_middleware.endpoint import ALL, LIVE, STARTED, Endpoint
+from health_middleware.check import Check
 from health_middleware.result import Outcome
-from health_middleware.status import Status, aggregate
+from health_middleware.status import Status
 
 Phase = Literal["serving", "starting", "draining", "stale"]
 
@@ -81,37 +81,6 @@ class Report:
         return "checks" if self.phase == "serving" else self.phase
 
 
-def _summary(checks: Iterable[Counted]) -> str | None:
-    failing = [c.name for c in checks if c.status == "fail"]
-    warning = [c.name for c in checks if c.status == "warn"]
-    parts = []
-    if failing:
-        parts.append("failing: " + ", ".join(failing))
-    if warning:
-        parts.append("warning: " + ", ".join(warning))
-    return "; ".join(parts) or None
-
-
-def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -> Report:
-    counted = [s for s in states if endpoint.counts(s.check)]
-    done = tuple(
-        Counted(s.check, s.reported, s.last_success) for s in counted if s.reported is not None
-    )
-    if draining and endpoint.drain:
-        return Report("fail", DRAINING, done, "draining")
-    pending = len(counted) - len(done)
-    if pending and endpoint.group != LIVE:
-        output = f"starting: {pending} of {len(counted)} checks have not completed yet"
-        return Report("fail", output, done, "starting")
-    if endpoint.group == STARTED:
-        return Report("pass", None, done)
-    # In the full report a non-critical failure degrades to warn; in a probe or tag
-    # group every counted check decides (a check tagged 'ready' that fails must fail
-    # readiness, or the tag would mean nothing).
-    softened = endpoint.group == ALL
-    status = aggregate((c.check.critical or not softened, c.status) for c in done)
-    return Report(status, None if status == "pass" else _summary(done), done, softened=softened)
-
-
-def stale() -> Report:
+def unpublished() -> Report:
+    """What every endpoint says once its snapshot has expired (phase ``stale``)."""
     return Report("fail", STALE, (), "stale")

@@ -27,8 +27,8 @@ def _reason(status: int) -> str:
 
 def prepare(
     status: int, content_type: str, body: bytes, extra: Iterable[tuple[str, str]] = ()
-) -> tuple[Prepared, Prepared]:
-    """Return the GET response and its HEAD twin (same headers, no body)."""
+) -> Prepared:
+    """The finished response (``head_of`` gives its HEAD twin)."""
     headers = (
         ("content-type", content_type),
         ("content-length", str(len(body))),
@@ -37,13 +37,10 @@ def prepare(
     )
     raw = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
     line = f"{status} {_reason(status)}"
-    return (
-        Prepared(status, raw, body, line, headers),
-        Prepared(status, raw, b"", line, headers),
-    )
+    return Prepared(status, raw, body, line, headers)
 
 
-METHOD_NOT_ALLOWED, _ = prepare(
+METHOD_NOT_ALLOWED = prepare(
     405, "text/plain; charset=utf-8", b"method not allowed\n", [("allow", "GET, HEAD")]
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,10 @@ import orjson
 
 from health_middleware.status import Status, normalise_status
 from health_middleware.validation import optional_text, safe_text, text_map, texts
+
+# What a check runs: a function of no arguments, sync or async; it returns anything
+# ``from_return`` accepts (a CheckResult, a bool, a status string, None) or raises.
+CheckFunction = Callable[[], Any]
 
 # An observed value larger than this, once encoded, is refused: a health report is no
 # place for a payload, and a check that returns one is misbehaving.

@@ -1,6 +1,10 @@
-"""The snapshot: every endpoint's finished responses, replaced by one assignment.
+"""The snapshot: every endpoint's finished responses, replaced by one assignment, and
+the one decision of what a request gets (``Snapshot.decide``, no I/O).
 
-Readers take ``health.snapshot`` once and use it; nothing in it is ever mutated.
+Readers take ``registry.snapshot`` once and use it; nothing in it is ever mutated.
+A snapshot is *expired* past ``valid_until``: its refresher has not published in
+time, and each endpoint answers its ``expired_*`` responses (the report's phase
+``stale``).
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from dataclasses import dataclass, replace
 import orjson
 
 from health_middleware.check import CheckState
-from health_middleware.endpoint import Endpoint
+from health_middleware.endpoint import Endpoint, evaluate
 from health_middleware.prestop import Prestop, bearer_matches
-from health_middleware.report import Report, Service, evaluate, stale
-from health_middleware.response import Prepared, head_of, prepare
+from health_middleware.report import Report, Service, unpublished
+from health_middleware.response import METHOD_NOT_ALLOWED, Prepared, head_of, prepare
 
 logger = logging.getLogger("health_middleware")
 
@@ -24,14 +28,14 @@ logger = logging.getLogger("health_middleware")
 class Answers:
     get: Prepared
     head: Prepared
-    stale_get: Prepared
-    stale_head: Prepared
+    expired_get: Prepared  # once the snapshot has expired
+    expired_head: Prepared
     prestop: Prestop | None = None  # the pre-stop endpoint acts rather than answers
     detailed: Answers | None = None  # for a request bearing the details token
     token: bytes | None = None  # the details token
-    # Whether a request needs the slow path (an action, or a token to compare): a plain
-    # field, read on every probe, where a property would cost a call.
-    special: bool = False
+    # Whether every request needs the slow path (an action, or a token to compare): a
+    # plain field, read on every probe, where a property would cost a call.
+    slow: bool = False
 
     def for_bearer(self, authorization: bytes | None) -> Answers:
         """The detailed answers where ``authorization`` carries the details token
@@ -43,9 +47,49 @@ class Answers:
 
 
 @dataclass(frozen=True, slots=True)
+class Decision:
+    """What a face does for a request on the slow path: only the I/O is its own."""
+
+    response: Prepared  # what to send (after the steps below)
+    start: bool = False  # start this process's runtime first, then decide again
+    revive: bool = False  # expired: revive a refresher that died with its loop or thread
+    drain_for: float | None = None  # pre-stop: drain, wait this long, then send
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     answers: dict[str, Answers]  # a plain dict: faster to look up; never mutated
-    valid_until: float  # time.monotonic(); past it, the stale answers apply
+    valid_until: float  # time.monotonic(); past it, the snapshot has expired
+    started: bool = True  # False until a start was asked for in this process
+
+    def decide(
+        self, path: str, method: str | None, authorization: bytes | None, now: float
+    ) -> Decision:
+        """The slow path's answer for a request to ``path`` (one of the snapshot's),
+        at ``now`` (``time.monotonic()``). The faces inline the fast path (a plain
+        endpoint, not expired, GET/HEAD/other) and must agree with this."""
+        answers = self.answers[path]
+        if not self.started:
+            return Decision(_pick(answers, method, expired=False), start=True)
+        prestop = answers.prestop
+        if prestop is not None:
+            if method not in ("GET", "POST"):
+                return Decision(prestop.not_allowed)
+            if prestop.authorised(authorization):
+                return Decision(prestop.done, drain_for=prestop.delay)
+            return Decision(prestop.refused)
+        if answers.token is not None:
+            answers = answers.for_bearer(authorization)
+        expired = now > self.valid_until
+        return Decision(_pick(answers, method, expired), revive=expired)
+
+
+def _pick(answers: Answers, method: str | None, expired: bool) -> Prepared:
+    if method == "GET":
+        return answers.expired_get if expired else answers.get
+    if method == "HEAD":
+        return answers.expired_head if expired else answers.head
+    return METHOD_NOT_ALLOWED
 
 
 _RENDER_FAILED = "application/health+json"
@@ -57,7 +101,7 @@ def _render(endpoint: Endpoint, report: Report, service: Service, now: float) ->
     endpoint answers 500 saying so, and every other endpoint is unaffected."""
     try:
         rendered = endpoint.format.render(report, endpoint, service, now)
-        return prepare(rendered.status, rendered.content_type, rendered.body)[0]
+        return prepare(rendered.status, rendered.content_type, rendered.body)
     except Exception as exc:
         kind = type(exc).__name__
         if (endpoint.path, kind) not in _reported_failures:
@@ -66,13 +110,13 @@ def _render(endpoint: Endpoint, report: Report, service: Service, now: float) ->
         body = orjson.dumps(
             {"status": "fail", "output": f"the report could not be rendered: {kind}"}
         )
-        return prepare(500, _RENDER_FAILED, body)[0]
+        return prepare(500, _RENDER_FAILED, body)
 
 
 def _answers(endpoint: Endpoint, report: Report, service: Service, now: float) -> Answers:
     get = _render(endpoint, report, service, now)
-    stale_get = _render(endpoint, stale(), service, now)
-    return Answers(get, head_of(get), stale_get, head_of(stale_get))
+    expired = _render(endpoint, unpublished(), service, now)
+    return Answers(get, head_of(get), expired, head_of(expired))
 
 
 def build(
@@ -83,6 +127,7 @@ def build(
     service: Service,
     now: float,
     valid_until: float,
+    started: bool = True,
     prestop: Prestop | None = None,
     details_token: str | None = None,
 ) -> Snapshot:
@@ -92,7 +137,7 @@ def build(
     if prestop is not None:
         refused = prestop.refused
         answers[prestop.path] = answers[prestop.path + "/"] = Answers(
-            refused, refused, refused, refused, prestop, special=True
+            refused, refused, refused, refused, prestop, slow=True
         )
     # With expose_errors every answer has the details already: no token needed.
     detailed = details_token is not None and not service.expose_errors
@@ -103,8 +148,8 @@ def build(
         entry = _answers(endpoint, report, service, now)
         if detailed:
             details = _answers(endpoint, report, exposed, now)
-            entry = replace(entry, detailed=details, token=token, special=True)
+            entry = replace(entry, detailed=details, token=token, slow=True)
         answers[endpoint.path] = entry
         if endpoint.path != "/":
             answers[endpoint.path + "/"] = entry
-    return Snapshot(answers, valid_until)
+    return Snapshot(answers, valid_until, started)

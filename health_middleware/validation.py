@@ -7,6 +7,7 @@ Every option is checked here, once, when it is given: a wrong type raises
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 
 # The shortest interval or timeout accepted: below it a check would re-render the
@@ -86,3 +87,12 @@ def safe_text(text: str) -> str:
     encoding fail."""
     # str.encode, not text.encode: a str subclass from a check may override methods.
     return str.encode(text, "utf-8", "backslashreplace").decode("utf-8")
+
+
+def drain_path(what: str, path: object) -> str:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{what} must be a path, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{what} must be a non-empty path")
+    return text

@@ -382,7 +382,7 @@ def test_a_run_left_in_flight_by_a_dead_loop_does_not_freeze_its_check() -> None
         client.get("/health")
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    runtime = health._runtime  # the refresher's thread and loop: stop the loop under it
+    runtime = health.runtime.running  # the refresher's thread and loop: stop the loop under it
     assert runtime is not None
     assert runtime.thread is not None
     runtime.loop.call_soon_threadsafe(runtime.loop.stop)

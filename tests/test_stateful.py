@@ -85,7 +85,7 @@ class HealthModel(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         self.health.stop()
-        self.health.start_in_thread()
+        self.health.runtime.start_in_thread()
 
     @rule()
     def fork(self) -> None:

@@ -10,9 +10,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from health_middleware.result import CheckResult
+from health_middleware.result import CheckFunction, CheckResult
 
-Check = Callable[[], Any]
+Check = CheckFunction  # a check function: no arguments, sync or async
 Scope = Literal["process", "instance"]
 
 

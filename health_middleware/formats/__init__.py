@@ -9,13 +9,14 @@ time, when a snapshot is built: every format costs a request the same.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from health_middleware.formats.base import Format, Rendered, status_code
 from health_middleware.formats.envelope import Envelope
 from health_middleware.formats.ietf import Ietf
 from health_middleware.formats.info import Info
 from health_middleware.formats.microprofile import MicroProfile
-from health_middleware.formats.openmetrics import HealthCollector, OpenMetrics
+from health_middleware.formats.openmetrics import OpenMetrics
 from health_middleware.formats.spring import Spring
 from health_middleware.formats.text import Text
 
@@ -38,6 +39,16 @@ def resolve(format: object) -> Format:  # the public option's name
     if not callable(getattr(format, "render", None)):
         raise TypeError(f"format must be a name or a format object, got {type(format).__name__}")
     return format  # type: ignore[return-value]  # checked: it has a render method
+
+
+def __getattr__(name: str) -> Any:
+    # HealthCollector reads a live Health, so it lives above the formats, in
+    # health_middleware.prometheus; the old import path keeps working.
+    if name == "HealthCollector":
+        from health_middleware.prometheus import HealthCollector
+
+        return HealthCollector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

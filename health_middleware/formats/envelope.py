@@ -1,4 +1,4 @@
-"""The envelope of seed 000: ``{"code", "message", "data": {...}}``.
+"""The ``{code, message, data}`` envelope: ``{"code", "message", "data": {...}}``.
 
 Healthy (pass or warn): HTTP 200, code 0, ``data`` with ``status`` "healthy",
 ``timestamp``, ``service`` and ``uptime``. A failing datastore check: 503, code 50002,
@@ -36,8 +36,8 @@ def _details(failing: list[Counted], service: Service) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """The messages are yours: ``Envelope(ok="服务正常运行", unhealthy="服务暂时不可用",
-    degraded="数据库连接失败")`` gives seed 000 word for word."""
+    """The messages are yours, e.g. ``Envelope(ok="服务正常运行",
+    unhealthy="服务暂时不可用", degraded="数据库连接失败")`` for a Chinese-language API."""
 
     ok: str = "Service is running normally"
     unhealthy: str = "Service temporarily unavailable"

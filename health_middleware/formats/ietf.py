@@ -1,4 +1,4 @@
-"""``application/health+json``: draft-inadarei-api-health-check-06 (seeds 001 and 004)."""
+"""``application/health+json``: draft-inadarei-api-health-check-06."""
 
 from __future__ import annotations
 

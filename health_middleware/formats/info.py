@@ -1,4 +1,4 @@
-"""The self-description of seed 003 at ``/health/info``: which code is running where.
+"""The self-description at ``/health/info``: which code is running where.
 
 Each field comes from the argument given, else from an environment variable (the
 usual CI and platform ones for the revision), else, for ``repo`` and ``revision``,
@@ -49,7 +49,7 @@ _UNITS = (("year", 365 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
 
 
 def human_duration(seconds: float) -> str:
-    """``4 days``, ``1 hour``, ``12 seconds``: the largest whole unit, as seed 003."""
+    """``4 days``, ``1 hour``, ``12 seconds``: the largest whole unit."""
     for unit, size in _UNITS:
         if seconds >= size:
             count = int(seconds // size)

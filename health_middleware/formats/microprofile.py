@@ -1,6 +1,6 @@
 """MicroProfile Health: version 4 (``status``/``status``) and, as an option, the 1.0
-shape of seed 002 (``outcome``/``state``). 200 up, 503 down, and 500 when the health
-machinery itself failed (the refresher did not publish in time)."""
+shape (``outcome``/``state``). 200 up, 503 down, and 500 when the health machinery
+itself failed (the refresher did not publish in time)."""
 
 from __future__ import annotations
 

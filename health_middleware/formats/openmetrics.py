@@ -1,14 +1,11 @@
 """OpenMetrics text, rendered with ``prometheus_client`` (the ``prometheus`` extra):
 the whole status, and for each check its status, last run's duration and last success.
 The endpoint always answers 200, so a scrape succeeds and records a failing status.
-
-``HealthCollector(health)`` yields the same metrics into your own registry, for an
-existing ``/metrics`` endpoint: ``REGISTRY.register(HealthCollector(health))``.
+``health_middleware.prometheus.HealthCollector`` yields the same metrics live.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,16 +13,14 @@ from health_middleware.endpoint import Endpoint
 from health_middleware.formats.base import Rendered
 from health_middleware.report import Report, Service
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # an optional dependency, imported when used
     from prometheus_client.metrics_core import Metric
-
-    from health_middleware.health import Health
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 STATUSES = ("pass", "warn", "fail")
 
 
-def _require() -> None:
+def require() -> None:
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
@@ -77,21 +72,9 @@ def exposition(metrics: list[Metric]) -> bytes:
 @dataclass(frozen=True, slots=True)
 class OpenMetrics:
     def __post_init__(self) -> None:
-        _require()  # refused at endpoint registration when the extra is missing
+        require()  # refused at endpoint registration when the extra is missing
 
     def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
         # Always 200: a scraper treats any other status as a failed scrape and would
         # lose the very metrics that say the service is failing.
         return Rendered(200, CONTENT_TYPE, exposition(families(report)))
-
-
-class HealthCollector:
-    """A ``prometheus_client`` collector of the full report's metrics, read at scrape
-    time from what the refresher last recorded (a scrape runs no check)."""
-
-    def __init__(self, health: Health) -> None:
-        _require()
-        self._health = health
-
-    def collect(self) -> Iterator[Metric]:
-        yield from families(self._health.report())

@@ -1,0 +1,31 @@
+"""``HealthCollector(health)``: the openmetrics format's metrics in your own
+``prometheus_client`` registry, for an existing ``/metrics`` endpoint::
+
+    REGISTRY.register(HealthCollector(health))
+
+A face, not a format: it reads the live state at scrape time (a scrape runs no check).
+Also importable as ``health_middleware.formats.HealthCollector``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from health_middleware.formats.openmetrics import families, require
+from health_middleware.health import Health
+
+if TYPE_CHECKING:  # an optional dependency, imported when used
+    from prometheus_client.metrics_core import Metric
+
+
+class HealthCollector:
+    """A ``prometheus_client`` collector of the full report's metrics, read at scrape
+    time from what the refresher last recorded (a scrape runs no check)."""
+
+    def __init__(self, health: Health) -> None:
+        require()
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self._health.report())

@@ -1,0 +1,292 @@
+"""The registry: what is registered (checks, endpoints, the pre-stop endpoint,
+``on_change`` listeners), what this process knows of it (each check's state, the
+drain), and the snapshot published from it. The refresher calls it through the
+``refresher.Checks`` protocol; ``Health`` is its public facade.
+
+Writes take ``_lock`` and replace whole dicts, so the refresher (another thread under
+WSGI) iterates a registration-time copy; requests read only ``snapshot``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
+
+from health_middleware import instance
+from health_middleware.check import Check, CheckState
+from health_middleware.endpoint import (
+    ALL,
+    LIVE,
+    READY,
+    STARTED,
+    Endpoint,
+    Format,
+    evaluate,
+    normalise_path,
+    status_code_map,
+)
+from health_middleware.formats import Ietf, Info, resolve
+from health_middleware.prestop import Prestop
+from health_middleware.report import Report, Service
+from health_middleware.result import Outcome
+from health_middleware.snapshot import Snapshot, build
+from health_middleware.status import Status
+
+logger = logging.getLogger("health_middleware")
+
+_VERB = {"pass": "passing", "warn": "warning", "fail": "failing"}
+
+# on_change callbacks: (check name, or None for the whole; old status or None; new status)
+Listener = Callable[[str | None, Status | None, Status], object]
+L = TypeVar("L", bound=Listener)
+
+
+class Registry:
+    def __init__(
+        self,
+        *,
+        service: Service,
+        base_path: str,
+        stale_after: float,
+        details_token: str | None,
+        drain_file: str | None,
+    ) -> None:
+        self.service = service
+        self.base_path = base_path  # the full report's endpoint
+        self.stale_after = stale_after
+        self.details_token = details_token
+        self.drain_file = drain_file
+        self._states: dict[str, CheckState] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self._prestop: Prestop | None = None
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._reset()
+        self.snapshot: Snapshot = self._build(-math.inf, started=False)
+
+    def _reset(self) -> None:
+        """This process's knowledge: none yet (at start, and in a forked child)."""
+        self._draining = False  # this process drains (drain(), pre-stop, lifespan shutdown)
+        self._drained_by: instance.Instance | None = None  # a live instance's drain_file
+        self._overall: Status | None = None
+        self._first_round = threading.Event()
+        # Has a start been asked for in this process? Until then every snapshot is
+        # published already expired (valid until -inf), so the first health request
+        # takes the slow path, which starts the refresher; the hot path reads no flag.
+        self.activated = False
+
+    # -- registration ----------------------------------------------------------------
+
+    def add_check(self, check: Check) -> None:
+        with self._lock:
+            if check.name in self._states:
+                raise ValueError(f"a check named {check.name!r} is already registered")
+            self._states = {**self._states, check.name: CheckState(check)}
+        if LIVE in check.tags and check.component_type == "datastore":
+            logger.warning(
+                "check %r is a datastore check tagged 'live': when the datastore is down, "
+                "every replica fails liveness and is restarted at once (a restart storm "
+                "that cannot fix the datastore); tag it 'ready' instead",
+                check.name,
+            )
+        self.publish()
+
+    def add_default_endpoints(self, format: str | Format, info: Info | None) -> str:
+        """The full report at ``base_path``, the probes and the info endpoint below
+        it; return the root other default paths go under."""
+        if info is not None and not isinstance(info, Info):
+            raise TypeError("info must be an Info(...) object")
+        root = "" if self.base_path == "/" else self.base_path
+        for path, group, chosen, details, drain in (
+            (self.base_path, ALL, format, True, False),
+            (root + "/live", LIVE, format, False, False),
+            (root + "/ready", READY, format, False, True),
+            (root + "/started", STARTED, format, False, False),
+            (root + "/info", ALL, info or Info(), True, False),
+        ):
+            self.add_endpoint(
+                path, group=group, format=chosen, details=details, status_codes=None, drain=drain
+            )
+        return root
+
+    def add_endpoint(
+        self,
+        path: str,
+        *,
+        group: str,
+        format: str | Format,
+        details: bool,
+        status_codes: Mapping[str, int] | None,
+        drain: bool,
+    ) -> None:
+        chosen = resolve(format)  # an unknown format is refused now, not at a request
+        codes = status_code_map(status_codes, ietf=isinstance(chosen, Ietf))
+        endpoint = Endpoint(normalise_path(path), group, chosen, details, codes, drain)
+        with self._lock:
+            if endpoint.path in self._endpoints or (
+                self._prestop is not None and endpoint.path == self._prestop.path
+            ):
+                raise ValueError(f"an endpoint at {endpoint.path!r} already exists")
+            self._endpoints = {**self._endpoints, endpoint.path: endpoint}
+
+    def set_prestop(self, config: Prestop) -> None:
+        with self._lock:
+            if self._prestop is not None:
+                raise ValueError(
+                    f"the pre-stop endpoint is already served at {self._prestop.path!r}"
+                )
+            if config.path in self._endpoints:
+                raise ValueError(f"an endpoint at {config.path!r} already exists")
+            self._prestop = config
+        self.publish()
+
+    def on_change(self, callback: L) -> L:
+        if not callable(callback):
+            raise TypeError("on_change needs a callable")
+        self._listeners.append(callback)
+        return callback
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(self._endpoints)
+
+    # -- the drain -------------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self._draining or self._drained_by is not None
+
+    def drain(self) -> None:
+        """Drain this server instance: write ``drain_file`` (if set), then this process."""
+        if self.drain_file is not None and not self._draining:
+            try:
+                with open(self.drain_file, "w") as marker:
+                    marker.write(instance.current().encode())
+            except OSError as exc:
+                logger.error("could not write drain_file %r: %s", self.drain_file, exc)
+        self.drain_process()
+
+    def drain_process(self) -> None:
+        """Drain this process alone: a worker that stops (a recycle, a lifespan
+        shutdown) leaves its siblings and successors serving."""
+        if not self._draining:
+            self._draining = True
+            logger.info("draining: readiness now fails; liveness is unchanged")
+        self.publish()
+
+    def _follow_drain_file(self) -> None:
+        """Drain while ``drain_file`` names an instance that is still alive; a file
+        left by an instance that has gone is ignored."""
+        if self.drain_file is None:
+            return
+        try:
+            with open(self.drain_file) as marker:
+                owner = instance.Instance.decode(marker.read(64))
+        except FileNotFoundError:
+            owner = None
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.debug("could not read drain_file %r: %s", self.drain_file, exc)
+            owner = None
+        if owner is not None and not owner.alive():
+            owner = None
+        if owner != self._drained_by:
+            if owner is not None:
+                logger.info("draining: drain_file %r names a live instance", self.drain_file)
+            self._drained_by = owner
+            self.publish()
+
+    # -- the refresher's side (refresher.Checks) ---------------------------------------
+
+    def states(self) -> Iterator[CheckState]:
+        return iter(self._states.values())
+
+    def refresh(self) -> None:
+        self._follow_drain_file()
+        self.publish()
+
+    def record(self, state: CheckState, outcome: Outcome) -> None:
+        change = state.record(outcome)
+        if change is None:
+            return
+        self._changed(state.check.name, *change, outcome.detail)
+        if all(s.reported is not None for s in self._states.values()):
+            overall = self.report().status
+            if overall != self._overall:
+                old, self._overall = self._overall, overall
+                self._changed(None, old, overall, None)
+
+    def _changed(self, name: str | None, old: Status | None, new: Status, why: str | None) -> None:
+        what = "the service" if name is None else f"check {name!r}"
+        if new == "pass":
+            log = logger.info if old is not None else logger.debug
+            log("%s is passing%s", what, "" if old is None else f" (was {old})")
+        else:
+            logger.warning("%s is %s%s", what, _VERB[new], f": {why}" if why else "")
+        for listener in self._listeners:
+            try:
+                listener(name, old, new)
+            except Exception:
+                logger.exception("an on_change callback raised; it is skipped")
+
+    def report(self) -> Report:
+        """The full report (``base_path``'s) as of now, from the last recorded results."""
+        return evaluate(self._endpoints[self.base_path], self._states.values(), self.draining)
+
+    # -- the first round -------------------------------------------------------------
+
+    def first_round_done(self) -> bool:
+        """Whether a snapshot with every check's first result has been published."""
+        return self._first_round.is_set()
+
+    def first_round_bound(self) -> float:
+        """How long the first round can take: the longest timeout, plus a margin."""
+        return max((s.check.timeout for s in self._states.values()), default=0.0) + 1.0
+
+    async def wait_first_round_async(self) -> None:
+        deadline = time.monotonic() + self.first_round_bound()
+        while not self.first_round_done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+    def wait_first_round_sync(self) -> None:
+        if not self.first_round_done():
+            self._first_round.wait(self.first_round_bound())
+
+    # -- publishing ------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Build a snapshot from the current state and swap it in."""
+        with self._lock:
+            started = self.activated
+            valid_until = time.monotonic() + self.stale_after if started else -math.inf
+            self.snapshot = self._build(valid_until, started=started)
+            if started and all(s.reported is not None for s in self._states.values()):
+                self._first_round.set()
+
+    def _build(self, valid_until: float, *, started: bool) -> Snapshot:
+        return build(
+            self._endpoints.values(),
+            self._states.values(),
+            draining=self.draining,
+            service=self.service,
+            now=time.time(),
+            valid_until=valid_until,
+            started=started,
+            prestop=self._prestop,
+            details_token=self.details_token,
+        )
+
+    def after_fork(self) -> None:
+        """In a forked child: no rendering here and no lock of the parent's (another
+        thread of the parent may have held one at the fork). The expired snapshot
+        sends the first request down the slow path, which starts this process's
+        refresher."""
+        self._lock = threading.Lock()
+        self._reset()
+        for state in self._states.values():
+            state.reset()
+        self.snapshot = Snapshot(self.snapshot.answers, -math.inf, started=False)

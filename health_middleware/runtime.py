@@ -1,0 +1,124 @@
+"""The runtime: this process's refresher and where it runs. Under ASGI a task on the
+app's event loop; under WSGI a daemon thread with a loop of its own. Started by the
+first request or lifespan startup (or the gunicorn hook), revived when it died with
+its loop or thread, and forgotten in a forked child, which starts its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+from health_middleware.pool import CheckPool
+from health_middleware.refresher import Refresher
+from health_middleware.registry import Registry
+
+logger = logging.getLogger("health_middleware")
+
+
+@dataclass
+class Running:
+    """The refresher of this process and where it runs."""
+
+    pid: int
+    refresher: Refresher
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[None] | None = None  # ASGI: on the app's loop
+    thread: threading.Thread | None = None  # WSGI: its own loop on a daemon thread
+
+    def alive(self) -> bool:
+        if self.pid != os.getpid() or self.loop.is_closed():
+            return False
+        if self.thread is not None:
+            return self.thread.is_alive()
+        return self.task is not None and not self.task.done() and self.loop.is_running()
+
+
+class Runtime:
+    def __init__(self, registry: Registry, max_threads: int) -> None:
+        self._registry = registry
+        self._max_threads = max_threads
+        self._lock = threading.Lock()
+        self.running: Running | None = None
+
+    def start_on_loop(self) -> None:
+        """Start the refresher as a task on the running loop (ASGI), unless it runs."""
+        loop = asyncio.get_running_loop()
+        registry = self._registry
+        with self._lock:
+            registry.activated = True
+            if self.running is not None and self.running.alive():
+                return
+            refresher = Refresher(registry, CheckPool(self._max_threads))
+            running = Running(os.getpid(), refresher, loop)
+            running.task = loop.create_task(refresher.run(), name="health-refresher")
+            self.running = running
+        registry.publish()  # valid from now: requests take the hot path
+
+    def start_in_thread(self) -> None:
+        """Start the refresher on a daemon thread with its own loop (WSGI), unless it runs."""
+        registry = self._registry
+        with self._lock:
+            registry.activated = True
+            if self.running is not None and self.running.alive():
+                return
+            loop = asyncio.new_event_loop()
+            refresher = Refresher(registry, CheckPool(self._max_threads))
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                try:
+                    loop.run_until_complete(refresher.run())
+                except RuntimeError as exc:  # its loop was stopped under it
+                    logger.warning("the health refresher's loop stopped: %s", exc)
+                finally:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.close()
+
+            thread = threading.Thread(target=serve, name="health-refresher", daemon=True)
+            self.running = Running(os.getpid(), refresher, loop, thread=thread)
+            thread.start()
+        registry.publish()  # valid from now: requests take the hot path
+
+    async def stop_async(self) -> None:
+        """Stop a refresher running on this loop and wait for it (bounded)."""
+        running = self._stop()
+        task = running.task if running is not None else None
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait((task,), timeout=3.0)
+
+    def stop(self) -> None:
+        """Stop this process's refresher; a thread is waited for (bounded)."""
+        running = self._stop()
+        if running is not None and running.thread is not None:
+            running.thread.join(3.0)
+
+    def _stop(self) -> Running | None:
+        with self._lock:
+            running, self.running = self.running, None
+        if running is None or not running.alive():
+            return None
+        if running.thread is not None:
+            running.loop.call_soon_threadsafe(running.refresher.stop)
+        else:
+            running.refresher.stop()
+        return running
+
+    def revive(self) -> None:
+        """A request found the snapshot stale: restart a refresher that died with its
+        loop or thread. A loop that is only blocked keeps its refresher, which catches
+        up by itself; one stopped on purpose stays stopped."""
+        running = self.running
+        if running is None or running.alive():
+            return
+        if running.thread is not None:
+            self.start_in_thread()
+        else:
+            self.start_on_loop()
+
+    def after_fork(self) -> None:
+        """In a forked child nothing of the parent's refresher exists."""
+        self._lock = threading.Lock()
+        self.running = None
