@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -24,19 +25,31 @@ class Instance:
 
     @classmethod
     def decode(cls, text: str) -> Instance | None:
-        pid, _, started = text.strip().partition(" ")
-        if not pid.isdigit():
+        """The instance a drain file names, or None for anything else (the file is
+        read as text another process may have garbled)."""
+        match = _ENCODED.fullmatch(text.strip())
+        if match is None or int(match[1]) <= 0:
             return None
-        return cls(int(pid), started)
+        return cls(int(match[1]), match[2])
 
     def alive(self) -> bool:
+        if self.pid <= 0:  # 0 and negative pids address process groups, not a process
+            return False
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
         except PermissionError:
             pass  # it exists, as another user's process
-        return start_time(self.pid) == self.started
+        except (OverflowError, ValueError, OSError):
+            return False
+        started = start_time(self.pid)
+        if not started and os.path.isdir("/proc"):
+            return False  # where start times exist, a process without one is gone
+        return started == self.started
+
+
+_ENCODED = re.compile(r"([0-9]{1,10}) ([0-9]{1,20})", re.ASCII)
 
 
 def start_time(pid: int) -> str:

@@ -10,12 +10,15 @@ the check returns (nothing can stop a Python thread). A check is never started a
 while a run of it is in flight (single-flight), so each hung check holds one thread at
 most: the threads are bounded by ``max_threads`` plus the number of checks hanging
 right now. A run still queued when it is abandoned is removed from the queue, so the
-queue never holds more than one run per check.
+queue never holds more than one run per check. A run's timeout counts from when a
+thread takes it (``started_at``): a check queued behind slow ones is not failed for
+their slowness.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -23,12 +26,13 @@ from typing import Any
 
 
 class _Job:
-    __slots__ = ("abandoned", "fn", "future")
+    __slots__ = ("abandoned", "fn", "future", "started")
 
     def __init__(self, future: Future[Any], fn: Callable[[], Any]) -> None:
         self.future = future
         self.fn = fn
         self.abandoned = False
+        self.started: float | None = None  # time.monotonic() when a thread took it
 
 
 class CheckPool:
@@ -75,6 +79,11 @@ class CheckPool:
 
     def queued(self) -> int:
         return len(self._queue)
+
+    def started_at(self, future: Future[Any]) -> float | None:
+        """When a thread began this run (``time.monotonic()``), None while queued."""
+        job = self._jobs.get(future)
+        return None if job is None else job.started
 
     def _dispatch(self) -> None:
         """Wake an idle thread for the queue, or start one if a place is free (the
@@ -123,6 +132,7 @@ class CheckPool:
         future = job.future
         if not future.set_running_or_notify_cancel():
             return
+        job.started = time.monotonic()
         try:
             result = job.fn()
         except BaseException as exc:  # a check may raise anything; the thread survives

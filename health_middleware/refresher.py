@@ -28,6 +28,7 @@ from health_middleware.result import (
     from_return,
     from_timeout,
     not_started,
+    unrepresentable,
 )
 
 logger = logging.getLogger("health_middleware")
@@ -151,7 +152,11 @@ class Refresher:
             self._inflight[check.name] = pending
             work = asyncio.wrap_future(pending)
         try:
-            done, _ = await asyncio.wait((work,), timeout=check.timeout)
+            if pending is None:
+                done, _ = await asyncio.wait((work,), timeout=check.timeout)
+            else:
+                done, began = await self._wait_for_thread(work, pending, check.timeout)
+                started = began or started
         except asyncio.CancelledError:
             work.cancel()
             raise
@@ -179,11 +184,34 @@ class Refresher:
         else:
             raised, value = work.result()
             convert = from_exception if raised else from_return
-            outcome = convert(value, now, duration)
+            try:
+                outcome = convert(value, now, duration)
+            except BaseException:  # user code ran in there (see result.py)
+                outcome = unrepresentable(now, duration)
         if self._stopping:
             return  # a stopped refresher's late results are not news
         self._checks.record(state, outcome)
         self._wake.set()
+
+    async def _wait_for_thread(
+        self, work: asyncio.Future[_Ran], pending: Future[Any], timeout: float
+    ) -> tuple[set[asyncio.Future[_Ran]], float | None]:
+        """Wait for a sync run: ``timeout`` from when a thread takes it. A queued run
+        waits at most as long as the longest timeout of the checks ahead of it would
+        keep a thread (twice, for slack), then counts as not started."""
+        queued_until = time.monotonic() + 2 * max(
+            (s.check.timeout for s in self._checks.states()), default=timeout
+        )
+        began: float | None = None
+        while True:
+            began = self._pool.started_at(pending) or began
+            deadline = queued_until if began is None else began + timeout
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return set(), began
+            done, _ = await asyncio.wait((work,), timeout=min(remaining, timeout))
+            if done:
+                return done, began
 
     async def _finish(self) -> None:
         """Cancel what is in flight and give it a moment to unwind."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -165,8 +166,12 @@ class Registry:
         """Drain this server instance: write ``drain_file`` (if set), then this process."""
         if self.drain_file is not None and not self._draining:
             try:
-                with open(self.drain_file, "w") as marker:
+                # Written aside and renamed into place: a reader never sees it half
+                # written (an empty file would undrain the others for a tick).
+                partial = f"{self.drain_file}.{os.getpid()}.tmp"
+                with open(partial, "w") as marker:
                     marker.write(instance.current().encode())
+                os.replace(partial, self.drain_file)
             except OSError as exc:
                 logger.error("could not write drain_file %r: %s", self.drain_file, exc)
         self.drain_process()
@@ -189,7 +194,7 @@ class Registry:
                 owner = instance.Instance.decode(marker.read(64))
         except FileNotFoundError:
             owner = None
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             logger.debug("could not read drain_file %r: %s", self.drain_file, exc)
             owner = None
         if owner is not None and not owner.alive():
@@ -206,7 +211,10 @@ class Registry:
         return iter(self._states.values())
 
     def refresh(self) -> None:
-        self._follow_drain_file()
+        try:
+            self._follow_drain_file()
+        except Exception:  # a garbled file must never keep the snapshot from renewing
+            logger.exception("reading drain_file %r failed", self.drain_file)
         self.publish()
 
     def record(self, state: CheckState, outcome: Outcome) -> None:

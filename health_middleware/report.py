@@ -78,7 +78,10 @@ class Report:
         stale, or checks left out of a minimal body): the phase, or ``checks``.
         Formats whose whole must be the conjunction of their listed checks add an
         entry of this name."""
-        return "checks" if self.phase == "serving" else self.phase
+        name = "checks" if self.phase == "serving" else self.phase
+        if any(c.name == name for c in self.checks):
+            return f"{name} (health)"  # a check's name has no space: never the same
+        return name
 
 
 def unpublished() -> Report:

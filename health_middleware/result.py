@@ -73,27 +73,41 @@ class Outcome:
     links: Mapping[str, str] = field(default_factory=dict)
 
 
+# User code runs while a result is described (__repr__, __str__, even a metaclass's
+# __name__): it may raise anything, KeyboardInterrupt and SystemExit included, and
+# none of it may escape onto the refresher's loop.
+
+
 def _safe_repr(value: object, limit: int = 200) -> str:
     try:
-        text = repr(value)
-    except Exception as exc:  # a hostile __repr__ must not break the refresher
-        text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
-    text = safe_text(text)
+        text = safe_text(repr(value))
+    except BaseException as exc:
+        text = f"<unrepresentable {_kind(value)}: {_kind(exc)}>"
     return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _exception_detail(exc: BaseException) -> str:
     try:
         message = safe_text(str(exc))
-    except Exception:
+    except BaseException:
         message = "<message unavailable>"
     name = _kind(exc)
     return f"{name}: {message}" if message else name
 
 
 def _kind(value: object) -> str:
-    """The type's name, safe to publish (a class can be given any name)."""
-    return safe_text(str(type(value).__name__))
+    """The type's name, safe to publish (a class can be given any name, and a
+    metaclass can make reading it raise)."""
+    try:
+        name = type.__dict__["__name__"].__get__(type(value))
+        return safe_text(name) if isinstance(name, str) else "object"
+    except BaseException:
+        return "object"
+
+
+def unrepresentable(now: float, duration: float) -> Outcome:
+    """A result whose description raised: the check fails, saying so."""
+    return _failed(now, duration, "unrepresentable result")
 
 
 def _failed(now: float, duration: float, output: str, detail: str | None = None) -> Outcome:

@@ -534,3 +534,51 @@ def test_a_lone_surrogate_anywhere_in_info_is_rendered_safely(
     monkeypatch.setenv("HEALTH_ENVIRONMENT", "prod-\udcff")  # a non-UTF-8 environment
     doc = Service(Health(interval=60)).get("/health/info").json()
     assert doc["environment"] == "prod-\\udcff"
+
+
+def test_spring_draining_with_a_failing_component_is_down() -> None:
+    health = Health(interval=0.05)
+    health.add_check("db", lambda: False)
+    health.endpoint("/f/spring-ready", group="ready", format="spring", drain=True)
+    running = Service(health)
+    running.until("/health/started", 200)
+    health.drain()
+    doc = running.until("/f/spring-ready", 503).json()
+    assert doc["status"] == "DOWN" == _spring_aggregate(doc["components"])
+    health.stop()
+
+
+def test_a_check_named_like_a_phase_is_never_overwritten() -> None:
+    release = threading.Event()
+    health = Health(interval=0.05, timeout=5)
+    health.add_check("starting", lambda: True)
+    health.add_check("slow", lambda: release.wait(5))
+    running = Service(health)
+    running.until("/health/live", 200)
+    deadline = time.monotonic() + 5
+    while "starting" not in running.get("/health").json()["checks"]:  # the check's own
+        assert time.monotonic() < deadline
+    spring = running.get("/f/spring").json()
+    assert spring["components"]["starting"]["status"] == "UP"  # the check, kept
+    assert spring["status"] == _spring_aggregate(spring["components"]) == "DOWN"
+    mp = running.get("/f/microprofile").json()
+    assert [c["status"] for c in mp["checks"] if c["name"] == "starting"] == ["UP"]
+    assert mp["status"] == _conjunction(mp["checks"], "status") == "DOWN"
+    release.set()
+    health.stop()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example.com?private_token={secret}",
+        "https://git.example.com/?t={secret}#{secret}",
+    ],
+)
+def test_no_token_from_a_url_without_a_path_reaches_info(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cr3t-T0KEN-value"
+    monkeypatch.setenv("HEALTH_REPO", url.format(secret=secret))
+    body = Service(Health(interval=60)).get("/health/info").body
+    assert secret.encode() not in body

@@ -426,3 +426,30 @@ def test_a_fork_renders_nothing_in_the_child_and_the_child_serves() -> None:
     assert renders_at_fork == []  # the fork hook rendered nothing in the child
     assert status == 200  # and the child served, though the parent held a lock
     health.stop()
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        b"\xc2\xb2 1\n",
+        b"99999999999999999999999 1\n",
+        b"0\n",
+        b"0 \n",
+        b"-1 5\n",
+        b"\xff\xfe\x00",
+        b"1 1\n",
+    ],
+)
+def test_a_garbled_drain_file_never_stops_publishing(tmp_path: Path, contents: bytes) -> None:
+    marker = tmp_path / "draining"
+    marker.write_bytes(contents)
+    health = Health(interval=0.05, drain_file=marker, stale_after=2)
+    client = Client(WSGIHealthMiddleware(wsgi_app, health))
+    deadline = time.monotonic() + 10
+    while client.get("/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/health/ready").get_data()
+        time.sleep(0.02)
+    time.sleep(2.3)  # past stale_after: the refresher kept publishing
+    assert client.get("/health/live").status_code == 200
+    assert client.get("/health/ready").status_code == 200
+    health.stop()

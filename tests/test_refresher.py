@@ -482,3 +482,77 @@ def test_runs_that_never_started_leave_no_trace_in_the_pool() -> None:
     assert done.result(timeout=5) == "ran"  # the place it gave back is used at once
     release.set()
     pool.shutdown()
+
+
+# -- user code that runs while a result is turned into an outcome -------------------------
+
+
+class _Meta(type):
+    @property
+    def __name__(cls) -> str:  # type: ignore[override]
+        raise RuntimeError("no name for you")
+
+
+class Nameless(Exception, metaclass=_Meta):
+    pass
+
+
+class Interrupting(Exception):
+    def __str__(self) -> str:
+        raise KeyboardInterrupt
+
+
+class Exiting:
+    def __repr__(self) -> str:
+        raise SystemExit(3)
+
+
+async def test_hostile_str_repr_and_names_fail_the_check_not_the_loop() -> None:
+    def interrupting() -> None:
+        raise Interrupting
+
+    def exiting() -> Any:
+        return Exiting()
+
+    def nameless() -> None:
+        raise Nameless
+
+    async def interrupting_async() -> None:
+        raise Interrupting
+
+    health = Health(interval=0.05, expose_errors=True)
+    for name, fn in (
+        ("interrupting", interrupting),
+        ("exiting", exiting),
+        ("nameless", nameless),
+        ("interrupting-async", interrupting_async),
+    ):
+        health.add_check(name, fn, critical=False)
+    health.add_check("fine", lambda: True)
+    app = HealthMiddleware(plain_app, health)
+    checks = report(
+        await poll(app, "/health", lambda r: r.status == 200 and len(r.json()["checks"]) == 5)
+    )
+    assert {checks[n]["status"] for n in checks if n != "fine"} == {"fail"}
+    assert checks["fine"]["status"] == "pass"
+    await asyncio.sleep(0.3)  # the loop is alive and keeps running them
+    assert (await call(app, "/health")).status == 200
+    await health.stop_async()
+
+
+async def test_slow_checks_do_not_fail_a_healthy_one_that_waits_for_a_thread() -> None:
+    """A run's timeout counts from when it starts, not from when it was queued: a
+    healthy check queued behind slow ones must not be failed for their slowness."""
+    changes: list[tuple[str | None, str]] = []
+    health = Health(max_threads=2, interval=0.2)
+    for name in ("slow-1", "slow-2"):
+        health.add_check(name, lambda: time.sleep(1.3), timeout=1.0, critical=False)
+    health.add_check("healthy", lambda: True, interval=0.5, timeout=0.3)
+    health.on_change(lambda name, old, new: changes.append((name, new)))
+    app = HealthMiddleware(plain_app, health)
+    await poll(app, "/health/ready", lambda r: r.status == 200)
+    await asyncio.sleep(3.0)
+    assert ("healthy", "fail") not in changes
+    assert (None, "fail") not in changes
+    assert (await call(app, "/health/ready")).status == 200
+    await health.stop_async()

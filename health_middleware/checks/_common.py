@@ -7,7 +7,7 @@ import contextlib
 import importlib
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from health_middleware.result import CheckFunction, CheckResult

@@ -174,8 +174,10 @@ class Info:
                 if value:
                     # Whatever the source, no credentials and only valid Unicode.
                     resolved[name] = without_credentials(safe_text(value))
-            if resolved.get("repo"):
-                resolved["repo"] = repository_name(resolved["repo"]) or resolved["repo"]
+            if "repo" in resolved:  # a path or nothing: never a raw URL's query
+                repo = repository_name(resolved.pop("repo"))
+                if repo:
+                    resolved["repo"] = repo
             self._resolved = resolved
         return resolved
 

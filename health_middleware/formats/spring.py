@@ -24,26 +24,34 @@ class Spring:
     def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
         # Spring's default aggregation (DOWN over OUT_OF_SERVICE over UP) of the
         # listed components gives the whole: a non-critical failure that only
-        # degrades the full report is UP with a warning, and a failure no component
+        # degrades the full report is UP with a warning, and what no component
         # explains (starting, draining, stale) is a component of its own.
+        components: dict[str, Any] = {}
+        for counted in report.checks:
+            details = data(counted, service)
+            down = report.fails(counted)
+            if counted.status != "pass" and not down:
+                details["warning"] = True
+                details["status"] = counted.status
+            components[counted.name] = {"status": "DOWN" if down else "UP", "details": details}
+        listed = {c["status"] for c in components.values()}
         if report.phase == "draining":
-            whole = "OUT_OF_SERVICE"
+            reason: str | None = "OUT_OF_SERVICE"
+        elif report.status == "fail" and "DOWN" not in listed:
+            reason = "DOWN"
         else:
-            whole = "DOWN" if report.status == "fail" else "UP"
+            reason = None
+        if reason is not None:
+            components[report.reason] = {
+                "status": reason,
+                "details": {"output": report.output} if report.output else {},
+            }
+            listed.add(reason)
+        whole = next((s for s in _ORDER if s in listed), "UP")
         doc: dict[str, Any] = {"status": whole}
         if endpoint.details:
-            components: dict[str, Any] = {}
-            for counted in report.checks:
-                details = data(counted, service)
-                down = report.fails(counted)
-                if counted.status != "pass" and not down:
-                    details["warning"] = True
-                    details["status"] = counted.status
-                components[counted.name] = {"status": "DOWN" if down else "UP", "details": details}
-            if whole != "UP" and all(c["status"] == "UP" for c in components.values()):
-                components[report.reason] = {
-                    "status": whole,
-                    "details": {"output": report.output} if report.output else {},
-                }
             doc["components"] = components
         return Rendered(status_code(report, endpoint), CONTENT_TYPE, orjson.dumps(doc))
+
+
+_ORDER = ("DOWN", "OUT_OF_SERVICE", "UP")
