@@ -6,7 +6,9 @@ import inspect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, Literal, TypedDict
+
+import orjson
 
 from health_middleware.result import CheckFunction, Outcome
 from health_middleware.status import Status
@@ -15,6 +17,12 @@ from health_middleware.validation import count, flag, optional_text, period, tex
 # "component" or "component:measurement" (draft-inadarei-api-health-check-06, "checks").
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-/]+)?")
 _TAG = re.compile(r"[A-Za-z0-9_.\-]+")
+
+# Where a check runs under several worker processes: once per interval for the whole
+# server instance (a dependency: the default), or in every worker (the process itself).
+Scope = Literal["instance", "process"]
+INSTANCE: Scope = "instance"
+PROCESS: Scope = "process"
 
 
 def is_async_callable(fn: object) -> bool:
@@ -36,6 +44,7 @@ class CheckOptions(TypedDict, total=False):
     success_threshold: int  # 1
     component_id: str | None  # None
     affected_endpoints: Iterable[str]  # ()
+    scope: Scope | None  # None: fn.scope, else "instance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,12 @@ class Check:
     success_threshold: int
     component_id: str | None
     affected_endpoints: tuple[str, ...]
+    scope: Scope = INSTANCE
+
+    @property
+    def shared(self) -> bool:
+        """Whether its runs are shared by the workers of a server instance."""
+        return self.scope == INSTANCE
 
     @classmethod
     def build(
@@ -87,10 +102,11 @@ class Check:
         if not isinstance(component_type, str) or not component_type:
             raise TypeError(f"{what} component_type must be a non-empty string")
         chosen_interval, chosen_timeout = options.get("interval"), options.get("timeout")
-        if chosen_interval is not None:
-            interval = chosen_interval
-        if chosen_timeout is not None:
-            timeout = chosen_timeout
+        scope: object = options.get("scope")
+        if scope is None:
+            scope = getattr(fn, "scope", INSTANCE)
+        if scope not in (INSTANCE, PROCESS):
+            raise ValueError(f"{what} scope must be 'instance' or 'process', got {scope!r}")
         return cls(
             name=name,
             fn=fn,
@@ -114,6 +130,7 @@ class Check:
             affected_endpoints=texts(
                 f"{what} affected_endpoints", options.get("affected_endpoints", ())
             ),
+            scope=INSTANCE if scope == INSTANCE else PROCESS,
         )
 
 
@@ -154,3 +171,58 @@ class CheckState:
             return None  # damped: keep reporting the failure
         self.reported = outcome
         return (previous.status, outcome.status) if previous.status != outcome.status else None
+
+    # -- shared by the workers of an instance (shared.py) --------------------------
+
+    def to_record(self) -> bytes:
+        """This state as the record another worker adopts."""
+        reported = self.reported
+        return orjson.dumps(
+            {
+                "reported": None if reported is None else _outcome_fields(reported),
+                "failures": self.failures,
+                "passes": self.passes,
+                "last_success": self.last_success,
+            }
+        )
+
+    def adopt(self, record: bytes) -> tuple[Status | None, Status] | None:
+        """Take the state another worker published; return ``(old, new)`` when the
+        reported status changes. A record that does not parse is ignored."""
+        try:
+            fields = orjson.loads(record)
+            reported = fields["reported"]
+            outcome = None if reported is None else _outcome(reported)
+            failures, passes = int(fields["failures"]), int(fields["passes"])
+            last_success = fields["last_success"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        previous = self.reported
+        self.reported, self.failures, self.passes = outcome, failures, passes
+        self.last_success = None if last_success is None else float(last_success)
+        if outcome is None or (previous is not None and previous.status == outcome.status):
+            return None
+        return (None if previous is None else previous.status, outcome.status)
+
+
+def _outcome(fields: dict[str, Any]) -> Outcome:
+    if fields["status"] not in ("pass", "warn", "fail"):
+        raise ValueError("not a status")
+    return Outcome(
+        **{**fields, "affected_endpoints": tuple(fields["affected_endpoints"])},
+    )
+
+
+def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "status": outcome.status,
+        "time": outcome.time,
+        "duration": outcome.duration,
+        "observed_value": outcome.observed_value,
+        "observed_unit": outcome.observed_unit,
+        "output": outcome.output,
+        "detail": outcome.detail,
+        "component_id": outcome.component_id,
+        "affected_endpoints": list(outcome.affected_endpoints),
+        "links": dict(outcome.links),
+    }

@@ -20,8 +20,10 @@ from health_middleware.runtime import Runtime
 from health_middleware.snapshot import Snapshot
 from health_middleware.validation import (
     count,
+    delay,
     drain_path,
     flag,
+    instance_name,
     optional_text,
     period,
     seconds,
@@ -59,6 +61,9 @@ class Health:
         format: str | Format = "ietf",  # the public option's name
         info: Info | None = None,
         details_token: str | None = None,
+        shutdown_delay: float = 0.0,
+        jitter: bool = True,
+        instance: str | None = None,
     ) -> None:
         if status_case not in ("lower", "upper"):
             raise ValueError("status_case must be 'lower' (pass) or 'upper' (PASS)")
@@ -89,7 +94,13 @@ class Health:
             details_token=token,
             drain_file=marker,
         )
-        self.runtime = Runtime(self.registry, max_threads)
+        self.runtime = Runtime(
+            self.registry,
+            max_threads,
+            jitter=flag("jitter", jitter),
+            instance_name=instance_name("instance", instance),
+            shutdown_delay=delay("shutdown_delay", shutdown_delay),
+        )
         self._root = self.registry.add_default_endpoints(format, info)
         self.registry.publish()
         ref = weakref.ref(self)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -30,6 +32,7 @@ from health_middleware.result import (
     not_started,
     unrepresentable,
 )
+from health_middleware.schedule import FOLLOW, Schedule
 
 logger = logging.getLogger("health_middleware")
 
@@ -76,16 +79,23 @@ class Checks(Protocol):
         """Take a finished run."""
         ...
 
+    def follow(self) -> bool:
+        """Take what the other workers of the instance published (results, the
+        drain); return whether anything changed."""
+        ...
+
     def refresh(self) -> None:
-        """Each tick: follow the drain file and publish a fresh snapshot."""
+        """Follow the drain file and publish a fresh snapshot."""
         ...
 
 
 class Refresher:
-    def __init__(self, checks: Checks, pool: CheckPool) -> None:
+    def __init__(self, checks: Checks, pool: CheckPool, schedule: Schedule) -> None:
         self._checks = checks
         self._pool = pool
-        self._due: dict[str, float] = {}
+        self._schedule = schedule
+        self._dirty = True  # something to publish
+        self._published = -math.inf  # time.monotonic() of the last publish
         self._runs: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, Inflight] = {}  # check name -> its run in flight
         self._wake = asyncio.Event()
@@ -103,20 +113,27 @@ class Refresher:
         await self._finish()
 
     async def _loop(self) -> None:
-        checks = self._checks
+        checks, schedule = self._checks, self._schedule
+        following = schedule.shared is not None
         while not self._stopping:
             now = time.monotonic()
-            wake_at = now + TICK
+            wake_at = now + (FOLLOW if following else TICK)
             for state in list(checks.states()):  # checks may be added at any time
-                name = state.check.name
-                due = self._due.get(name, now)
-                if due <= now:
+                try:
+                    run, due = schedule.take(state.check, now)
+                except sqlite3.Error as exc:  # the instance's database is busy or gone
+                    logger.warning("could not schedule check %r: %s", state.check.name, exc)
+                    run, due = False, now + TICK
+                if run:
                     self._launch(state)
-                    due = now + state.check.interval
-                    self._due[name] = due
                 wake_at = min(wake_at, due)
             try:
-                checks.refresh()
+                if following and checks.follow():
+                    self._dirty = True
+                if self._dirty or now - self._published >= TICK - FOLLOW:
+                    self._dirty = False
+                    self._published = now
+                    checks.refresh()
             except Exception:  # never let one bad value stop every check
                 logger.exception("publishing the health snapshot failed; retrying")
             self._wake.clear()
@@ -188,9 +205,20 @@ class Refresher:
                 outcome = convert(value, now, duration)
             except BaseException:  # user code ran in there (see result.py)
                 outcome = unrepresentable(now, duration)
+        self._take(state, outcome)
+
+    def _take(self, state: CheckState, outcome: Outcome) -> None:
+        """Record a finished run, and share it with the instance's other workers."""
         if self._stopping:
             return  # a stopped refresher's late results are not news
         self._checks.record(state, outcome)
+        shared, check = self._schedule.shared, state.check
+        if shared is not None and check.shared:
+            try:
+                shared.finish(check.name, state.to_record())
+            except sqlite3.Error as exc:
+                logger.warning("could not share the result of check %r: %s", check.name, exc)
+        self._dirty = True
         self._wake.set()
 
     async def _wait_for_thread(

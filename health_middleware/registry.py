@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,11 +36,13 @@ from health_middleware.formats import Ietf, Info, resolve
 from health_middleware.prestop import Prestop
 from health_middleware.report import Report, Service
 from health_middleware.result import Outcome
+from health_middleware.shared import SharedState
 from health_middleware.snapshot import Snapshot, build
 from health_middleware.status import Status
 
 logger = logging.getLogger("health_middleware")
 
+DRAINING = "draining"  # the instance's flag
 _VERB = {"pass": "passing", "warn": "warning", "fail": "failing"}
 
 # on_change callbacks: (check name, or None for the whole; old status or None; new status)
@@ -74,6 +77,10 @@ class Registry:
         """This process's knowledge: none yet (at start, and in a forked child)."""
         self._draining = False  # this process drains (drain(), pre-stop, lifespan shutdown)
         self._drained_by: instance.Instance | None = None  # a live instance's drain_file
+        self._instance_draining = False  # another worker of this instance drained it
+        # The instance's database, where the workers share runs (None: alone).
+        self.shared: SharedState | None = None
+        self._version = 0  # the newest shared result this process has taken
         self._overall: Status | None = None
         self._first_round = threading.Event()
         # Has a start been asked for in this process? Until then every snapshot is
@@ -160,10 +167,16 @@ class Registry:
 
     @property
     def draining(self) -> bool:
-        return self._draining or self._drained_by is not None
+        return self._draining or self._instance_draining or self._drained_by is not None
 
     def drain(self) -> None:
-        """Drain this server instance: write ``drain_file`` (if set), then this process."""
+        """Drain this server instance: every worker (through the instance's database),
+        every instance sharing ``drain_file`` (if set), and this process."""
+        if self.shared is not None:
+            try:
+                self.shared.set_flag(DRAINING)
+            except sqlite3.Error as exc:
+                logger.error("could not drain the other workers: %s", exc)
         if self.drain_file is not None and not self._draining:
             try:
                 # Written aside and renamed into place: a reader never sees it half
@@ -209,6 +222,31 @@ class Registry:
 
     def states(self) -> Iterator[CheckState]:
         return iter(self._states.values())
+
+    def follow(self) -> bool:
+        """Take the results and the drain the other workers of this instance
+        published since the last call; return whether anything changed. A change is
+        logged, and ``on_change`` called, by the worker whose run made it: once per
+        instance."""
+        shared = self.shared
+        if shared is None or not shared.changed():
+            return False
+        self._version, rows = shared.results(self._version)
+        changed = bool(rows)
+        for name, record in rows:
+            state = self._states.get(name)
+            if state is not None and state.check.shared:
+                change = state.adopt(record)
+                if change is not None:
+                    logger.debug("check %r is %s (from another worker)", name, change[1])
+        if rows and all(s.reported is not None for s in self._states.values()):
+            self._overall = self.report().status
+        draining = shared.flag(DRAINING)
+        if draining != self._instance_draining:
+            self._instance_draining, changed = draining, True
+            if draining:
+                logger.info("draining: another worker of this instance drained it")
+        return changed
 
     def refresh(self) -> None:
         try:

@@ -8,12 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import threading
 from dataclasses import dataclass
 
+from health_middleware import instance, shared
 from health_middleware.pool import CheckPool
 from health_middleware.refresher import Refresher
 from health_middleware.registry import Registry
+from health_middleware.schedule import Schedule
+from health_middleware.shared import SharedState
+from health_middleware.shutdown import DelayedExit
 
 logger = logging.getLogger("health_middleware")
 
@@ -37,11 +42,72 @@ class Running:
 
 
 class Runtime:
-    def __init__(self, registry: Registry, max_threads: int) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        max_threads: int,
+        *,
+        jitter: bool = True,
+        instance_name: str | None = None,
+        shutdown_delay: float = 0.0,
+    ) -> None:
         self._registry = registry
         self._max_threads = max_threads
+        self._jitter = jitter
+        self._instance_name = instance_name
+        self._delayed_exit = (
+            DelayedExit(shutdown_delay, registry.drain_process) if shutdown_delay > 0 else None
+        )
         self._lock = threading.Lock()
+        self._joined = -1  # the pid that has joined its instance's shared state
         self.running: Running | None = None
+
+    def _refresher(self) -> Refresher:
+        """A refresher for this process, which first joins its server instance: with
+        workers to share with, it opens the instance's database and takes what the
+        instance knows, so its first answer is the instance's (the lock is held)."""
+        registry = self._registry
+        if self._joined != os.getpid():
+            self._joined = os.getpid()
+            registry.shared = self._shared_state()
+            if registry.shared is not None:
+                try:
+                    registry.follow()
+                except sqlite3.Error as exc:
+                    logger.warning("could not read the instance's state: %s", exc)
+        schedule = Schedule(registry.shared, self._jitter)
+        return Refresher(registry, CheckPool(self._max_threads), schedule)
+
+    def _shared_state(self) -> SharedState | None:
+        """The instance's database: by name where the user named a shared instance,
+        else where this process is a worker of a server master; None when alone."""
+        if self._instance_name is not None:
+            path = shared.named_path(self._instance_name)
+        else:
+            owner = instance.current()
+            if owner.pid == os.getpid():
+                return None  # a server of one process: nothing to share
+            registry = self._registry
+            path = shared.database_path(owner, f"{registry.service.service_id}{registry.base_path}")
+        try:
+            shared.remove_dead()
+            state = SharedState(path)
+            state.open()
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning(
+                "the instance's shared state at %r is unavailable (%s): this worker "
+                "runs its checks alone",
+                path,
+                exc,
+            )
+            return None
+        logger.debug("sharing checks with the other workers of this instance: %s", path)
+        return state
+
+    def install_shutdown_delay(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Wrap this process's SIGTERM handler (see shutdown.py), where configured."""
+        if self._delayed_exit is not None:
+            self._delayed_exit.install(loop)
 
     def start_on_loop(self) -> None:
         """Start the refresher as a task on the running loop (ASGI), unless it runs."""
@@ -51,10 +117,11 @@ class Runtime:
             registry.activated = True
             if self.running is not None and self.running.alive():
                 return
-            refresher = Refresher(registry, CheckPool(self._max_threads))
+            refresher = self._refresher()
             running = Running(os.getpid(), refresher, loop)
             running.task = loop.create_task(refresher.run(), name="health-refresher")
             self.running = running
+        self.install_shutdown_delay(loop)
         registry.publish()  # valid from now: requests take the hot path
 
     def start_in_thread(self) -> None:
@@ -65,7 +132,7 @@ class Runtime:
             if self.running is not None and self.running.alive():
                 return
             loop = asyncio.new_event_loop()
-            refresher = Refresher(registry, CheckPool(self._max_threads))
+            refresher = self._refresher()
 
             def serve() -> None:
                 asyncio.set_event_loop(loop)
@@ -80,6 +147,7 @@ class Runtime:
             thread = threading.Thread(target=serve, name="health-refresher", daemon=True)
             self.running = Running(os.getpid(), refresher, loop, thread=thread)
             thread.start()
+        self.install_shutdown_delay()
         registry.publish()  # valid from now: requests take the hot path
 
     async def stop_async(self) -> None:
@@ -122,3 +190,4 @@ class Runtime:
         """In a forked child nothing of the parent's refresher exists."""
         self._lock = threading.Lock()
         self.running = None
+        self._joined = -1

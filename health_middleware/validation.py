@@ -96,3 +96,28 @@ def drain_path(what: str, path: object) -> str:
     if not isinstance(text, str) or not text:
         raise ValueError(f"{what} must be a non-empty path")
     return text
+
+
+def delay(what: str, value: object) -> float:
+    """A number of seconds, zero included (zero: off)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{what} must be zero or a positive number of seconds, got {value!r}")
+    return number
+
+
+def instance_name(what: str, value: object) -> str | None:
+    """A name for a shared instance: letters, digits, '.', '_' and '-'."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string or None, got {type(value).__name__}")
+    if (
+        not value
+        or len(value) > 60
+        or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value)
+    ):
+        raise ValueError(f"{what} must be 1 to 60 letters, digits, '.', '_' or '-', got {value!r}")
+    return value

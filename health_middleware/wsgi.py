@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from health_middleware.health import Health
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
+from health_middleware.shutdown import in_gunicorn_worker
 
 _monotonic = time.monotonic
 
@@ -38,6 +39,10 @@ class WSGIHealthMiddleware:
         self.health = health
         self._registry = health.registry  # the snapshot's home: one lookup per request
         self._runtime = health.runtime
+        if in_gunicorn_worker():
+            # A gthread worker serves on other threads, where no signal handler can be
+            # set: wrap SIGTERM now, on the worker's main thread.
+            self._runtime.install_shutdown_delay()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -33,14 +33,21 @@ def haproxy(binary: str, backends: list[int], tmp_path: Path) -> Iterator[int]:
     text = text.replace("127.0.0.1:8002", f"127.0.0.1:{backends[1]}")
     config = tmp_path / "haproxy.cfg"
     config.write_text(text)
+    with running(binary, config):
+        yield port
+
+
+@contextlib.contextmanager
+def running(binary: str, config: Path) -> Iterator[None]:
+    """HAProxy on ``config``, stopped by pid whatever happens."""
     process = subprocess.Popen(
         [binary, "-f", str(config), "-db"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        yield port
+        yield
     finally:
         stop(process)
 

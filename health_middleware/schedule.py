@@ -1,0 +1,63 @@
+"""When each check runs next, and in which process.
+
+Alone in its process (one server process, or a check of the process itself), a check
+is due every ``interval``. Shared by the workers of an instance, its next run is
+claimed in the instance's database by whichever worker finds it due first (see
+shared.py), so it runs once per interval for the whole instance.
+
+The first run is at once (readiness waits for it); the next is offset by a random
+part of the interval, once, when ``jitter`` is on: instances started together by a
+deploy then check their dependencies spread over the interval, not in lockstep.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from health_middleware.check import Check
+from health_middleware.shared import SharedState
+
+# How often a worker looks at its instance's database for the others' results.
+FOLLOW = 0.05
+# A claimed run's lease outlives its timeout by this much: the runner reports the
+# timeout itself; only a worker killed or wedged mid-run lets the lease lapse.
+GRACE = 0.25
+
+
+class Schedule:
+    def __init__(self, shared: SharedState | None, jitter: bool) -> None:
+        self.shared = shared
+        self._jitter = jitter
+        self._due: dict[str, float] = {}  # time.monotonic(): when to look again
+        self._offsets: dict[str, float] = {}
+
+    def take(self, check: Check, now: float) -> tuple[bool, float]:
+        """Whether this process starts a run of ``check`` now, and when to look
+        again (``time.monotonic()``)."""
+        name = check.name
+        due = self._due.get(name, now)
+        if due > now:
+            return False, due
+        offset = self._offset(check)
+        if self.shared is None or not check.shared:
+            first = name not in self._due
+            due = now + check.interval + (offset if first else 0.0)
+            self._due[name] = due
+            return True, due
+        wall = time.time()
+        claim = self.shared.claim(name, wall, check.interval, check.timeout + GRACE, offset)
+        if claim is not None:
+            due = now + check.interval
+        else:
+            known = self.shared.next_due(name)
+            due = now + max(FOLLOW, (known or wall) - wall)
+        self._due[name] = due
+        return claim is not None, due
+
+    def _offset(self, check: Check) -> float:
+        if not self._jitter:
+            return 0.0
+        if check.name not in self._offsets:
+            self._offsets[check.name] = random.random() * check.interval
+        return self._offsets[check.name]

@@ -1,0 +1,243 @@
+"""State shared by the worker processes of one server instance, in SQLite.
+
+One small database per instance, on a memory-backed filesystem (``/dev/shm`` where
+there is one), named for the instance (its master's pid and start time), so a new
+server never reads what an old one left, and two servers never share by accident.
+
+- **Runs are claimed, never locked.** A worker that finds an instance check due
+  claims its next run with one short transaction (``due`` moves on, a lease until the
+  check's timeout is written); nothing is held while the check runs. A worker killed
+  or wedged mid-run costs that run's lease at most: then any worker claims it again.
+- **Results are published** as rows with a version number; every worker follows the
+  versions (``PRAGMA data_version`` tells it cheaply whether another connection wrote)
+  and renders its own snapshot from them.
+- **The drain is a row**: whichever worker drains, every worker sees it; it ends with
+  the instance, since the database does.
+
+Fork safety: a connection belongs to the process that opened it; after a fork the
+child opens its own (nothing opened before a fork is used after it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from health_middleware.instance import Instance
+
+logger = logging.getLogger("health_middleware")
+
+_PREFIX = "health-middleware"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY,
+    due REAL NOT NULL,          -- when the next run may start (time.time())
+    lease_until REAL NOT NULL,  -- a claimed run's deadline; 0 when none is running
+    holder INTEGER NOT NULL     -- the pid that claimed the last run
+);
+CREATE TABLE IF NOT EXISTS results (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flags (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+def directory() -> str:
+    """Where instance databases live: memory-backed where possible."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return tempfile.gettempdir()
+
+
+def database_path(instance: Instance, key: str, folder: str | None = None) -> str:
+    """The database of ``instance`` for one ``Health`` (``key`` tells apart two
+    ``Health`` objects of one app)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    safe_key = "".join(c if c.isalnum() else "-" for c in key)[:40] or "default"
+    started = instance.started or "0"
+    name = f"{_PREFIX}-{uid}-{instance.pid}-{started}-{safe_key}.sqlite3"
+    return os.path.join(folder or directory(), name)
+
+
+def named_path(scope: str, folder: str | None = None) -> str:
+    """The database of a scope the user named: shared by every server that names it."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    safe = "".join(c if c.isalnum() else "-" for c in scope)[:60]
+    return os.path.join(folder or directory(), f"{_PREFIX}-{uid}-scope-{safe}.sqlite3")
+
+
+def remove_dead(folder: str | None = None) -> int:
+    """Delete the databases of instances that are gone (best effort); return how many."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    removed = 0
+    for path in glob.glob(os.path.join(folder or directory(), f"{_PREFIX}-{uid}-*.sqlite3")):
+        parts = os.path.basename(path).split("-")
+        # health-middleware-<uid>-<pid>-<started>-<key...>.sqlite3
+        if len(parts) < 6 or parts[3] == "scope" or not parts[3].isdigit():
+            continue
+        owner = Instance(int(parts[3]), "" if parts[4] == "0" else parts[4])
+        if owner.alive():
+            continue
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                os.unlink(path + suffix)
+        removed += 1
+    return removed
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run this worker may start now."""
+
+    name: str
+    lease_until: float
+
+
+class SharedState:
+    """One instance's database, as seen by one worker process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pid = -1
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one connection, used from the refresher's thread
+        self._data_version = -1
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if self._pid != os.getpid():
+            # A forked child: nothing of the parent's is used, its lock included (a
+            # thread of the parent may have held it at the fork).
+            self._lock = threading.Lock()
+            self._connection = None
+            self._pid = os.getpid()
+        with self._lock:
+            if self._connection is None:
+                self._open()
+            assert self._connection is not None
+            yield self._connection
+
+    def _open(self) -> None:
+        old_umask = os.umask(0o077)  # the workers share a uid: nobody else reads it
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=1.0, isolation_level=None, check_same_thread=False
+            )
+        finally:
+            os.umask(old_umask)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=OFF")  # memory-backed, dies with the instance
+        connection.executescript(_SCHEMA)
+        self._connection = connection
+        self._data_version = -1
+
+    def open(self) -> None:
+        """Open the database now, so a problem shows at once (and nothing is read:
+        the first ``changed()`` still says yes)."""
+        with self._db():
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def claim(
+        self, name: str, now: float, interval: float, lease: float, offset: float = 0.0
+    ) -> Claim | None:
+        """Claim the run of ``name`` due at ``now``: the next run becomes due one
+        ``interval`` later (plus ``offset`` after the instance's first run: its place
+        in the interval), and this one's lease lasts ``lease`` seconds. None when
+        another worker holds a live lease or the run is not due yet."""
+        until = now + lease
+        with self._db() as db:
+            first = db.execute(
+                "INSERT OR IGNORE INTO runs (name, due, lease_until, holder) VALUES (?, ?, 0, 0)",
+                (name, now),
+            ).rowcount
+            cursor = db.execute(
+                "UPDATE runs SET due = ?, lease_until = ?, holder = ? "
+                "WHERE name = ? AND due <= ? AND lease_until <= ?",
+                (now + interval + (offset if first else 0.0), until, os.getpid(), name, now, now),
+            )
+            return Claim(name, until) if cursor.rowcount == 1 else None
+
+    def next_due(self, name: str) -> float | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT max(due, lease_until) FROM runs WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    def finish(self, name: str, record: bytes) -> None:
+        """Publish a finished run's record and release its lease."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO results (name, version, record) VALUES (?, "
+                    "(SELECT coalesce(max(version), 0) + 1 FROM results), ?) "
+                    "ON CONFLICT (name) DO UPDATE SET version = excluded.version, "
+                    "record = excluded.record",
+                    (name, record),
+                )
+                db.execute(
+                    "UPDATE runs SET lease_until = 0 WHERE name = ? AND holder = ?",
+                    (name, os.getpid()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # -- following the others ----------------------------------------------------------------
+
+    def changed(self) -> bool:
+        """Whether another connection has written since the last call (cheap)."""
+        with self._db() as db:
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._data_version = version
+            return True
+        return False
+
+    def results(self, since: int = 0) -> tuple[int, list[tuple[str, bytes]]]:
+        """The records newer than version ``since``, and the newest version."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT name, version, record FROM results WHERE version > ? ORDER BY version",
+                (since,),
+            ).fetchall()
+        newest = max((int(r[1]) for r in rows), default=since)
+        return newest, [(str(r[0]), bytes(r[2])) for r in rows]
+
+    # -- flags ---------------------------------------------------------------------------------
+
+    def set_flag(self, name: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO flags (name, value) VALUES (?, 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = 1",
+                (name,),
+            )
+
+    def flag(self, name: str) -> bool:
+        with self._db() as db:
+            row = db.execute("SELECT value FROM flags WHERE name = ?", (name,)).fetchone()
+        return row is not None and bool(row[0])

@@ -1,0 +1,135 @@
+"""Shutdown without a preStop hook: on SIGTERM, fail readiness at once, keep serving for
+``shutdown_delay`` seconds, then let the server stop as it would have.
+
+The server's own SIGTERM handler is wrapped, never replaced: after the delay it runs
+as if the signal had just arrived. A second SIGTERM during the delay runs it at once,
+and SIGINT is left alone, so Ctrl-C still stops at once.
+
+Two kinds of handler are wrapped, both read where the server installed them before
+our start (lifespan startup, or the worker's first request or boot):
+
+- a Python handler (``signal.signal``): uvicorn, gunicorn's workers. After the delay
+  the process signals itself again, which also wakes a worker blocked in ``select``;
+- an asyncio handler (``loop.add_signal_handler``): hypercorn, gunicorn's ``-k asgi``.
+  After the delay the server's callback runs on its loop.
+
+Anything else (the default action, or a handler outside Python such as granian's) is
+left as it is: there, use the pre-stop endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+logger = logging.getLogger("health_middleware")
+
+_Handler = Callable[[int, FrameType | None], Any]
+
+
+class DelayedExit:
+    """Wraps this process's SIGTERM handler once; ``on_term`` drains the instance."""
+
+    def __init__(self, delay: float, on_term: Callable[[], None]) -> None:
+        self.delay = delay
+        self._on_term = on_term
+        self._pid = -1  # the process the wrapper is installed in
+        self._terms = 0
+        self._released = False
+
+    def install(self, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+        """Wrap the current SIGTERM handler (from the main thread only); return
+        whether there was one this module knows how to wrap."""
+        if self._pid == os.getpid():
+            return True
+        if threading.current_thread() is not threading.main_thread():
+            logger.debug("shutdown_delay: not the main thread, SIGTERM is left as it is")
+            return False
+        self._terms, self._released = 0, False
+        asyncio_handle = _asyncio_handler(loop)
+        if asyncio_handle is not None and loop is not None:
+            self._wrap_asyncio(loop, asyncio_handle)
+        else:
+            current = signal.getsignal(signal.SIGTERM)
+            if not callable(current):
+                logger.info(
+                    "shutdown_delay: SIGTERM has no Python handler here (%r): use the "
+                    "pre-stop endpoint to drain before the server stops",
+                    current,
+                )
+                return False
+            self._wrap_python(current)
+        self._pid = os.getpid()
+        return True
+
+    def _first(self) -> None:
+        logger.warning(
+            "SIGTERM: readiness fails now; the server stops in %.1f s (send SIGTERM "
+            "again, or SIGINT, to stop at once)",
+            self.delay,
+        )
+        try:
+            self._on_term()
+        except Exception:
+            logger.exception("draining on SIGTERM failed")
+
+    def _wrap_python(self, original: _Handler) -> None:
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self._terms += 1
+            if self._released or self._terms > 1:
+                original(signum, frame)
+                return
+            self._first()
+            timer = threading.Timer(self.delay, self._release_python)
+            timer.daemon = True
+            timer.start()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _release_python(self) -> None:
+        self._released = True
+        os.kill(os.getpid(), signal.SIGTERM)  # runs the server's handler, wakes select()
+
+    def _wrap_asyncio(self, loop: asyncio.AbstractEventLoop, original: asyncio.Handle) -> None:
+        def on_sigterm() -> None:
+            self._terms += 1
+            if self._released or self._terms > 1:
+                self._released = True
+                original._run()
+                return
+            self._first()
+            loop.call_later(self.delay, on_release)
+
+        def on_release() -> None:
+            if not self._released:
+                self._released = True
+                original._run()
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+
+def _asyncio_handler(loop: asyncio.AbstractEventLoop | None) -> asyncio.Handle | None:
+    """The callback a server gave ``loop.add_signal_handler`` for SIGTERM, if any.
+    asyncio keeps it in a private table; read it defensively."""
+    if loop is None:
+        return None
+    table = getattr(loop, "_signal_handlers", None)
+    if not isinstance(table, dict):
+        return None
+    handle = table.get(signal.SIGTERM)
+    return handle if isinstance(handle, asyncio.Handle) else None
+
+
+def in_gunicorn_worker() -> bool:
+    """Whether this is a gunicorn worker whose SIGTERM handler is in place (its app is
+    loaded after the handlers are set): there the wrapper can go in as the app is
+    made, before any request, whichever thread will serve. In the master (``--preload``)
+    the handler belongs to the arbiter, and nothing is wrapped."""
+    owner = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return type(owner).__module__.startswith("gunicorn.workers")

@@ -1,0 +1,135 @@
+"""Shutdown without a preStop hook: on SIGTERM a worker fails readiness at once, keeps
+serving for ``shutdown_delay``, then stops as its server would have. Behind HAProxy with
+``retries 0`` (a failed request is a failed request), a steady client sees none."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import debian_tool, free_port, gunicorn, server, uvicorn
+from tests.test_haproxy import Stream, running, seen
+
+pytestmark = pytest.mark.server
+
+BACKENDS = {
+    "uvicorn-workers": uvicorn("tests.apps.flagged:asgi_app", "--workers", "2"),
+    "gunicorn-sync": gunicorn("tests.apps.flagged:wsgi_app", "-w", "2"),
+    "gunicorn-gthread": gunicorn(
+        "tests.apps.flagged:wsgi_app", "-w", "2", "-k", "gthread", "--threads", "2"
+    ),
+    "gunicorn-uvicorn-worker": gunicorn(
+        "tests.apps.flagged:asgi_app", "-w", "2", "-k", "uvicorn_worker.UvicornWorker"
+    ),
+}
+DELAY = 1.5  # HAProxy notices a failing check after inter x fall = 0.4 s
+
+
+@contextlib.contextmanager
+def strict_haproxy(backends: list[int], tmp_path: Path) -> Iterator[int]:
+    """HAProxy that never retries: every refused or cut connection is a client error."""
+    binary = debian_tool("haproxy", "haproxy")
+    port = free_port()
+    servers = "\n".join(
+        f"    server app{i + 1} 127.0.0.1:{p} check" for i, p in enumerate(backends)
+    )
+    config = tmp_path / "strict.cfg"
+    config.write_text(
+        f"""defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    retries 0
+frontend web
+    bind 127.0.0.1:{port}
+    default_backend app
+backend app
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /health/ready
+    http-check expect status 200
+    default-server inter 200ms fall 2 rise 2
+{servers}
+"""
+    )
+    with running(binary, config):
+        yield port
+
+
+def _until_both(lb: int) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(OSError, AssertionError, Exception):
+            if seen(lb, 10) == {"app1", "app2"}:
+                return
+        assert time.monotonic() < deadline, "HAProxy never routed to both backends"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_sigterm_without_a_prestop_hook_loses_no_request(name: str, tmp_path: Path) -> None:
+    env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": str(DELAY)}
+    with (
+        server(BACKENDS[name], {**env, "HM_NAME": "app1"}) as app1,
+        server(BACKENDS[name], {**env, "HM_NAME": "app2"}) as app2,
+        strict_haproxy([app1.port, app2.port], tmp_path) as lb,
+    ):
+        _until_both(lb)
+        stream = Stream(lb)
+        stream.start()
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        os.kill(app1.process.pid, signal.SIGTERM)  # the master: as docker stop does
+        app1.process.wait(DELAY + 15)
+        stopped = time.monotonic()
+        time.sleep(0.3)
+        stream.done.set()
+        stream.join(10)
+        exit_code = app1.process.returncode
+    errors = [what for _, what in stream.results if what.startswith("error")]
+    assert errors == [], errors[:5]
+    assert stopped - signalled >= DELAY - 0.2  # it kept serving for the delay
+    last_app1 = max(t for t, what in stream.results if what == "app1")
+    assert last_app1 - signalled < DELAY  # and the balancer had left it before it stopped
+    assert exit_code is not None
+
+
+def test_a_second_sigterm_stops_at_once(tmp_path: Path) -> None:
+    env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "30"}
+    with server(uvicorn("tests.apps.flagged:asgi_app"), env) as running:
+        assert running.get("/health/ready").status == 200
+        os.kill(running.process.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        assert running.get("/health/ready").status == 503  # draining at once
+        assert running.get("/health/live").status == 200
+        assert running.get("/").status == 200  # still serving
+        os.kill(running.process.pid, signal.SIGTERM)
+        started = time.monotonic()
+        running.process.wait(10)
+        assert time.monotonic() - started < 5
+
+
+def test_sigint_is_left_alone(tmp_path: Path) -> None:
+    env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "30"}
+    with server(uvicorn("tests.apps.flagged:asgi_app"), env) as running:
+        assert running.get("/health/ready").status == 200
+        os.kill(running.process.pid, signal.SIGINT)
+        running.process.wait(10)
+
+
+def test_a_gunicorn_reload_never_leaves_the_instance_drained(tmp_path: Path) -> None:
+    """HUP makes gunicorn start new workers and SIGTERM the old ones: the old ones
+    drain themselves, the new ones serve; readiness never stays 503."""
+    env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "1"}
+    with server(gunicorn("tests.apps.flagged:wsgi_app", "-w", "2"), env) as running:
+        assert running.get("/health/ready").status == 200
+        os.kill(running.process.pid, signal.SIGHUP)
+        time.sleep(3.0)  # the old workers' delay has passed; they are gone
+        assert {running.get("/health/ready").status for _ in range(20)} == {200}
