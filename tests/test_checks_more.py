@@ -528,6 +528,13 @@ def test_no_secret_reaches_the_output_or_the_error(make: Callable[[], Any]) -> N
     assert SECRET not in said
 
 
+def unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 @pytest.mark.parametrize(
     ("make", "error", "option"),
     [
@@ -546,7 +553,37 @@ def test_no_secret_reaches_the_output_or_the_error(make: Callable[[], Any]) -> N
         (lambda: untyped.tls_certificate("h", warn_days=3, fail_days=7), ValueError, "fail_days"),
         (lambda: untyped.tls_certificate("h", warn_days="14"), TypeError, "warn_days"),
         (lambda: untyped.tls_certificate("h", port=0), ValueError, "port"),
-        (lambda: untyped.dns("h", expect="not-an-ip"), ValueError, ""),
+        (lambda: untyped.dns("h", expect="not-an-ip"), ValueError, "expect"),
+        (lambda: untyped.dns("h", expect="::1"), ValueError, "expect"),
+        (lambda: untyped.dns("h", expect="10.0.0.5", rdtype="AAAA"), ValueError, "expect"),
+        (lambda: untyped.dns("h", expect="10.0.0.5", rdtype="MX"), ValueError, "expect"),
+        (lambda: untyped.dns("h", rdtype="AAAAX"), ValueError, "rdtype"),
+        (lambda: untyped.dns("a..b"), ValueError, "name"),
+        (lambda: untyped.dns("h", nameserver="ns1"), ValueError, "nameserver"),
+        (lambda: untyped.http("http://h/", expect=200), TypeError, "expect"),
+        (lambda: untyped.http("http://h/", expect="200"), TypeError, "expect"),
+        (lambda: untyped.http("http://h/", expect=b"200"), TypeError, "expect"),
+        (lambda: untyped.http("http://h/", expect={"200"}), TypeError, "expect"),
+        (lambda: untyped.http("not a url"), ValueError, "url"),
+        (lambda: untyped.http("http:///path"), ValueError, "url"),
+        (lambda: untyped.http("http://h:99999/"), ValueError, "url"),
+        (lambda: untyped.http(123), TypeError, "url"),
+        (lambda: untyped.http("http://h/", method=""), ValueError, "method"),
+        (lambda: untyped.http("http://h/", method="GET /"), ValueError, "method"),
+        (lambda: untyped.redis("htp://h"), ValueError, "url"),
+        (lambda: untyped.redis(""), ValueError, "url"),
+        (lambda: untyped.redis("redis://:6379/0"), ValueError, "url"),
+        (lambda: untyped.redis("unix://"), ValueError, "url"),
+        (lambda: untyped.nats(""), ValueError, "url"),
+        (lambda: untyped.nats("http://127.0.0.1:4222"), ValueError, "url"),
+        (lambda: untyped.nats("nats://"), ValueError, "url"),
+        (lambda: untyped.amqp(123), TypeError, "url"),
+        (lambda: untyped.amqp("http://h/"), ValueError, "url"),
+        (lambda: untyped.disk(123), TypeError, "path"),
+        (lambda: untyped.dbapi(lambda: None, query=123), TypeError, "query"),
+        (lambda: untyped.sqlalchemy(None, query=123), TypeError, "query"),
+        (lambda: untyped.tls_certificate("h", context=unverified()), ValueError, "context"),
+        (lambda: untyped.smtp("h", context=ssl.create_default_context()), ValueError, "context"),
         (lambda: untyped.dns("h", port=99999), ValueError, "port"),
         (lambda: untyped.dns("h", timeout="1"), TypeError, "timeout"),
         (lambda: untyped.smtp("h", starttls=1), TypeError, "starttls"),
@@ -558,3 +595,127 @@ def test_wrong_options_are_refused_at_once_naming_the_option(
 ) -> None:
     with pytest.raises(error, match=rf"^{option}" if option else None):
         make()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: checks.redis(f"htp://u:{SECRET}@h/0"),
+        lambda: checks.redis(f"redis://u:{SECRET}@h:99999/0"),
+        lambda: checks.nats(f"http://u:{SECRET}@h:4222"),
+        lambda: checks.nats(f"nats://u:{SECRET}@:4222"),
+        lambda: checks.http(f"ftp://u:{SECRET}@h/"),
+        lambda: checks.amqp(f"amqp://guest:{SECRET}@/%2F"),
+    ],
+)
+def test_a_refused_url_is_not_repeated(make: Callable[[], Any]) -> None:
+    """A URL may hold a password: the error that refuses it names the option only."""
+    with pytest.raises(ValueError, match=r"^url ") as caught:
+        make()
+    assert SECRET not in f"{caught.value!s} {caught.value!r}"
+
+
+# -- peers that answer a byte at a time -------------------------------------------------
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
+
+
+@contextlib.contextmanager
+def dripping(fast: bytes, slow: bytes, every: float) -> Iterator[int]:
+    """A peer on 127.0.0.1 that reads a request, sends ``fast`` at once, then ``slow``
+    one byte per ``every`` s: each read comes within httpx's per-phase timeouts."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    done = threading.Event()
+
+    def answer(connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.recv(65536)
+                connection.sendall(fast)
+                for byte in slow:
+                    if done.wait(every):
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=answer, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+
+
+DRIP_TIMEOUT = 0.3
+
+
+@pytest.mark.parametrize("client", ["own", "async client"])
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_http_bounds_the_whole_run_by_its_timeout(part: str, client: str) -> None:
+    """A peer dripping its answer (each byte in time for httpx's per-phase timeouts)
+    fails the run by the check's own timeout, however long the whole answer takes."""
+    import httpx
+
+    fast, slow = (b"", HEAD + b"x" * 20) if part == "head" else (HEAD, b"x" * 20)
+
+    async def run(port: int) -> Any:
+        if client == "own":
+            return await checks.http(f"http://127.0.0.1:{port}/", timeout=DRIP_TIMEOUT)()
+        async with httpx.AsyncClient() as mine:
+            return await checks.http(
+                f"http://127.0.0.1:{port}/", timeout=DRIP_TIMEOUT, client=mine
+            )()
+
+    with dripping(fast, slow, 0.05) as port:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            asyncio.run(run(port))
+        assert time.monotonic() - started < DRIP_TIMEOUT + 0.5
+
+
+def test_http_with_a_sync_client_fails_a_run_past_its_timeout() -> None:
+    """httpx bounds each phase of a sync client's request, not the whole: the check
+    reads the body as it comes, failing once past its timeout, and a head that took
+    longer (each byte in time) fails when it ends, never passes."""
+    import httpx
+
+    with httpx.Client() as client:
+        with dripping(HEAD, b"x" * 20, 0.05) as port:
+            check = checks.http(f"http://127.0.0.1:{port}/", timeout=DRIP_TIMEOUT, client=client)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                check()
+            assert time.monotonic() - started < DRIP_TIMEOUT + 0.5
+        with dripping(b"", HEAD, 0.02) as port:
+            check = checks.http(f"http://127.0.0.1:{port}/", timeout=DRIP_TIMEOUT, client=client)
+            with pytest.raises(TimeoutError):
+                check()
+
+
+def test_a_refused_nats_server_fails_at_once_saying_so() -> None:
+    """nats-py's ``max_reconnect_attempts=0`` means "try forever": a refused server
+    (the proxy cut, a closed port) must fail at once with the real kind, not by the
+    timeout."""
+    service("NATS", NATS)
+    closed = free_port()
+    with fault_proxy(NATS) as proxy:
+        check = checks.nats(f"nats://127.0.0.1:{proxy.port}", timeout=2)
+        assert run_check(check).status == "pass"
+        proxy.cut()
+        for target in (check, checks.nats(f"nats://127.0.0.1:{closed}", timeout=2)):
+            started = time.monotonic()
+            with pytest.raises(ConnectionRefusedError):
+                run_check(target)
+            assert time.monotonic() - started < 0.5

@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import math
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -85,6 +86,28 @@ def text(name: str, value: object) -> str:
     if not value:
         raise ValueError(f"{name} must not be empty")
     return value
+
+
+def checked_url(
+    name: str, value: object, schemes: tuple[str, ...], *, host: bool = True
+) -> urllib.parse.SplitResult:
+    """A URL of one of ``schemes`` (naming a host, with ``host``). The messages never
+    repeat the URL: it may hold a password."""
+    given = text(name, value)
+    try:
+        parts = urllib.parse.urlsplit(given)
+    except ValueError:
+        raise ValueError(f"{name} is not a well-formed URL") from None
+    try:
+        parts.port  # noqa: B018 - it raises for a port that is not a number
+    except ValueError:
+        raise ValueError(f"{name} has a port that is not a number from 0 to 65535") from None
+    if parts.scheme.lower() not in schemes:
+        listed = ", ".join(f"{scheme}://" for scheme in schemes)
+        raise ValueError(f"{name} must be a URL of the scheme {listed}")
+    if host and not parts.hostname:
+        raise ValueError(f"{name} must name a host")
+    return parts
 
 
 def graded(value: float, warn: float | None, fail: float | None) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from health_middleware.checks._common import (
     Check,
+    checked_url,
     closing_stream,
     elapsed,
     need,
@@ -38,6 +39,7 @@ def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
     PyMySQL ``connect_timeout=`` and ``read_timeout=``, psycopg ``connect_timeout=``)."""
     if not callable(connect):
         raise TypeError("connect must be a callable returning a DB-API connection")
+    query = text("query", query)
 
     def check() -> CheckResult:
         started = time.perf_counter()
@@ -61,7 +63,7 @@ def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) ->
     (the connection goes back to the pool): ``responseTime`` in ms. A sync engine's
     connect timeout is its own (``connect_args``)."""
     sa = need("sqlalchemy", "sqlalchemy")
-    timeout = seconds("timeout", timeout)
+    timeout, query = seconds("timeout", timeout), text("query", query)
     statement = sa.text(query)
     asyncio_engine = need("sqlalchemy.ext.asyncio", "sqlalchemy").AsyncEngine
     if isinstance(engine, asyncio_engine):
@@ -151,6 +153,11 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
         return typed(check_client, "datastore")
     if not isinstance(target, str):
         raise TypeError("target must be a redis URL or a redis.Redis / redis.asyncio.Redis")
+    parts = checked_url("url", target, ("redis", "rediss", "unix"), host=False)
+    if parts.scheme.lower() == "unix" and not parts.path:
+        raise ValueError("url must name the socket's path")
+    if parts.scheme.lower() != "unix" and not parts.hostname:
+        raise ValueError("url must name a host")
     url = target
 
     async def check() -> CheckResult:
@@ -169,16 +176,10 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
 
 
 def _mysql_options(url: str) -> dict[str, Any]:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("mysql", "mariadb"):
-        raise ValueError("url must be a mysql:// or mariadb:// URL")
-    try:
-        port = parts.port or 3306
-    except ValueError:
-        raise ValueError("url has a port that is not a number from 0 to 65535") from None
+    parts = checked_url("url", url, ("mysql", "mariadb"), host=False)
     return {
         "host": parts.hostname or "localhost",
-        "port": port,
+        "port": parts.port or 3306,
         "user": urllib.parse.unquote(parts.username or "") or None,
         "password": urllib.parse.unquote(parts.password or ""),
         "db": parts.path.lstrip("/") or None,

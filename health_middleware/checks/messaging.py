@@ -10,6 +10,7 @@ from typing import Any
 
 from health_middleware.checks._common import (
     Check,
+    checked_url,
     closing_stream,
     elapsed,
     ms,
@@ -28,6 +29,7 @@ def amqp(url: str, *, timeout: float = 2.0) -> Check:
     a connection per run, closed. ``responseTime`` in ms."""
     pika = need("pika", "amqp")
     timeout = seconds("timeout", timeout)
+    checked_url("url", url, ("amqp", "amqps"))
     parameters = pika.URLParameters(url)
     parameters.socket_timeout = timeout
     parameters.stack_timeout = timeout
@@ -46,10 +48,6 @@ def amqp(url: str, *, timeout: float = 2.0) -> Check:
     return typed(check, "component")
 
 
-async def _quiet(_error: Exception) -> None:
-    """nats-py logs every connection error by default; the check reports them."""
-
-
 def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check:
     """NATS with nats-py: connect and a ``flush`` round trip (PING/PONG), and with
     ``jetstream=True`` JetStream's account info. ``target``: a ``nats://`` URL (a
@@ -61,6 +59,9 @@ def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check
         raise TypeError("jetstream must be True or False")
     if not isinstance(target, str | client_module.Client):
         raise TypeError("target must be a nats:// URL or a nats.aio.client.Client")
+    if isinstance(target, str):
+        checked_url("url", target, ("nats", "tls", "ws", "wss"))
+    no_servers = need("nats.errors", "nats").NoServersError
 
     async def round_trip(connection: Any) -> None:
         await connection.flush(timeout=timeout)
@@ -74,15 +75,29 @@ def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check
                 await round_trip(target)
             return elapsed(started)
         connection = client_module.Client()
+        errors: list[Exception] = []
+
+        async def keep(error: Exception) -> None:  # nats-py would log each one
+            errors.append(error)
+
         try:
             async with asyncio.timeout(timeout):
-                await connection.connect(
-                    servers=[target],
-                    connect_timeout=timeout,
-                    allow_reconnect=False,
-                    max_reconnect_attempts=0,
-                    error_cb=_quiet,
-                )
+                try:
+                    # max_reconnect_attempts=0 would mean "try forever" to nats-py: a
+                    # refused server would wait out the timeout. 1 with no wait between
+                    # tries gives up after two, saying why.
+                    await connection.connect(
+                        servers=[target],
+                        connect_timeout=timeout,
+                        allow_reconnect=False,
+                        max_reconnect_attempts=1,
+                        reconnect_time_wait=0,
+                        error_cb=keep,
+                    )
+                except no_servers:
+                    if errors:
+                        raise errors[-1] from None
+                    raise
                 await round_trip(connection)
         finally:
             await _close_nats(connection, timeout)

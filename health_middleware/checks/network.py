@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import ssl
 import time
-from collections.abc import Container
+from collections.abc import Collection, Container
 from typing import Any
 
 from health_middleware.checks._common import (
     Check,
+    checked_url,
     closing_stream,
     elapsed,
     ms,
@@ -44,6 +46,26 @@ def tcp(host: str, port: int, *, timeout: float = 1.0) -> Check:
     return typed(check, "system")
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _statuses(expect: object) -> Container[int]:
+    """``expect``: a container of status codes (``status in expect`` must answer)."""
+    if isinstance(expect, Container) and not isinstance(expect, str | bytes | bytearray):
+        codes = expect if isinstance(expect, Collection) and not isinstance(expect, range) else ()
+        try:
+            200 in expect  # noqa: B015 - it raises for a container that cannot answer
+        except Exception:
+            pass
+        else:
+            if not any(isinstance(code, bool) or not isinstance(code, int) for code in codes):
+                return expect
+    raise TypeError(
+        "expect must be a container of status codes such as range(200, 400) or "
+        f"{{200, 204}}, got {type(expect).__name__}"
+    )
+
+
 def http(
     url: str,
     *,
@@ -53,9 +75,17 @@ def http(
     client: Any = None,
 ) -> Check:
     """An HTTP request answered with a status in ``expect``: ``responseTime`` in ms.
+    ``timeout`` bounds the whole run (a peer that drips its answer fails by it).
     ``client``: your ``httpx.AsyncClient`` or ``httpx.Client``, else one per run."""
     httpx = need("httpx", "http")
-    timeout = seconds("timeout", timeout)
+    timeout, expect = seconds("timeout", timeout), _statuses(expect)
+    if not _TOKEN.fullmatch(text("method", method)):
+        raise ValueError("method must be an HTTP method such as GET or HEAD")
+    if client is not None and not isinstance(client, httpx.AsyncClient | httpx.Client):
+        raise TypeError("client must be an httpx.AsyncClient or httpx.Client")
+    relative = client is not None and client.base_url.host and str(url).startswith("/")
+    if not relative:  # a path is enough for a client of a base_url
+        checked_url("url", url, ("http", "https"))
 
     def grade(response: Any, started: float) -> CheckResult:
         elapsed = ms(started)
@@ -71,21 +101,41 @@ def http(
     if isinstance(client, httpx.Client):
 
         def check_sync() -> CheckResult:
+            # httpx bounds each phase, not the whole: the time is checked as each part
+            # of the answer arrives, and a run past the timeout fails.
             started = time.perf_counter()
-            return grade(client.request(method, url, timeout=timeout), started)
+            with client.stream(method, url, timeout=timeout) as response:
+                _in_time(started, timeout)
+                for _ in response.iter_raw():
+                    _in_time(started, timeout)
+            return grade(response, started)
 
         return typed(check_sync, "system")
-    if client is not None and not isinstance(client, httpx.AsyncClient):
-        raise TypeError("client must be an httpx.AsyncClient or httpx.Client")
 
     async def check() -> CheckResult:
         started = time.perf_counter()
-        if client is not None:
-            return grade(await client.request(method, url, timeout=timeout), started)
-        async with httpx.AsyncClient(timeout=timeout) as own:
-            return grade(await own.request(method, url), started)
+        async with asyncio.timeout(timeout):
+            if client is not None:
+                response = await client.request(method, url, timeout=timeout)
+            else:
+                async with httpx.AsyncClient(timeout=timeout) as own:
+                    response = await own.request(method, url)
+        return grade(response, started)
 
     return typed(check, "system")
+
+
+def _in_time(started: float, timeout: float) -> None:
+    if time.perf_counter() - started > timeout:
+        raise TimeoutError(f"no whole answer within the timeout of {timeout:g} s")
+
+
+def _address(name: str, value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    given = text(name, value)
+    try:
+        return ipaddress.ip_address(given)
+    except ValueError:
+        raise ValueError(f"{name} must be an IP address, got {value!r}") from None
 
 
 def dns(
@@ -103,12 +153,26 @@ def dns(
     ``nameserver``:``port``; ``tcp=True`` asks over TCP. ``responseTime`` in ms."""
     resolver_module = need("dns.asyncresolver", "dns")
     exception_module = need("dns.exception", "dns")
-    name, rdtype = text("name", name), text("rdtype", rdtype)
+    rdatatype = need("dns.rdatatype", "dns")
+    try:
+        need("dns.name", "dns").from_text(text("name", name))
+    except exception_module.DNSException as exc:
+        raise ValueError(f"name must be a domain name ({type(exc).__name__})") from None
+    try:
+        kind = rdatatype.from_text(text("rdtype", rdtype))
+    except (exception_module.DNSException, ValueError):
+        raise ValueError(f"rdtype must be a record type such as A or MX, got {rdtype!r}") from None
     port, timeout = port_number(port), seconds("timeout", timeout)
     if expect is not None:
-        expect = str(ipaddress.ip_address(text("expect", expect)))
+        family = {rdatatype.A: 4, rdatatype.AAAA: 6}.get(kind)
+        if family is None:
+            raise ValueError("expect is an address: it needs rdtype A or AAAA")
+        address = _address("expect", expect)
+        if address.version != family:
+            raise ValueError(f"expect must be an IPv{family} address for rdtype {rdtype}")
+        expect = str(address)
     if nameserver is not None:
-        nameserver = str(ipaddress.ip_address(text("nameserver", nameserver)))
+        nameserver = str(_address("nameserver", nameserver))
     if not isinstance(tcp, bool):
         raise TypeError("tcp must be True or False")
 
@@ -120,7 +184,7 @@ def dns(
         resolver.timeout = resolver.lifetime = timeout
         started = time.perf_counter()
         try:
-            answer = await resolver.resolve(name, rdtype, tcp=tcp, lifetime=timeout)
+            answer = await resolver.resolve(name, kind, tcp=tcp, lifetime=timeout)
         except exception_module.DNSException as exc:
             return CheckResult(
                 "fail",
@@ -168,6 +232,11 @@ def tls_certificate(
         raise ValueError("cafile and context are alternatives: give one")
     if context is not None and not isinstance(context, ssl.SSLContext):
         raise TypeError("context must be an ssl.SSLContext")
+    if context is not None and context.verify_mode == ssl.CERT_NONE:
+        raise ValueError(
+            "context must verify the certificate (verify_mode CERT_REQUIRED): "
+            "the check reads the certificate it verified"
+        )
     tls = context or ssl.create_default_context(
         cafile=None if cafile is None else os.fspath(cafile)
     )
@@ -220,6 +289,8 @@ def smtp(
         raise TypeError("starttls must be True or False")
     if context is not None and not isinstance(context, ssl.SSLContext):
         raise TypeError("context must be an ssl.SSLContext")
+    if context is not None and not starttls:
+        raise ValueError("context verifies STARTTLS: give starttls=True with it")
 
     async def check() -> CheckResult:
         started = time.perf_counter()

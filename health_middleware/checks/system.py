@@ -17,6 +17,8 @@ def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float 
     blocks reserved for root count neither way and 100 means a full disk for the app."""
     warn, fail = percent("warn", warn), percent("fail", fail)
     ordered(("warn", warn), ("fail", fail))
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
     target = os.fspath(path)
 
     def check() -> CheckResult:
