@@ -71,7 +71,10 @@ class WSGIHealthMiddleware:
         thread (with ``wait_first_round`` waiting for its first round), revive it, or
         drain and wait (pre-stop: this worker waits; the drain reaches the others)."""
         registry, method = self._registry, environ.get("REQUEST_METHOD")
-        authorization = _authorization(environ)
+
+        def authorization() -> bytes | None:
+            return _authorization(environ)
+
         decision = registry.snapshot.decide(path, method, authorization, _monotonic())
         if decision.start:
             self._runtime.start_in_thread()

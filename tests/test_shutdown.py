@@ -133,3 +133,30 @@ def test_a_gunicorn_reload_never_leaves_the_instance_drained(tmp_path: Path) -> 
         os.kill(running.process.pid, signal.SIGHUP)
         time.sleep(3.0)  # the old workers' delay has passed; they are gone
         assert {running.get("/health/ready").status for _ in range(20)} == {200}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        uvicorn("tests.apps.flagged:asgi_app"),
+        ["hypercorn", "tests.apps.flagged:asgi_app", "--bind", "127.0.0.1:{port}", "-w", "0"],
+        gunicorn("tests.apps.flagged:asgi_app", "-k", "asgi"),
+        gunicorn("tests.apps.flagged:wsgi_app", "-k", "gthread", "--threads", "2"),
+    ],
+    ids=["uvicorn", "hypercorn-in-process", "gunicorn-asgi", "gunicorn-gthread"],
+)
+def test_sigterm_fails_readiness_keeps_serving_then_stops(args: list[str]) -> None:
+    delay = 2.0
+    env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": str(delay)}
+    with server(args, env) as running:
+        deadline = time.monotonic() + 10
+        while running.get("/health/ready").status != 200:
+            assert time.monotonic() < deadline
+        os.kill(running.process.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(0.3)
+        during = [running.get(path).status for path in ("/health/ready", "/health/live", "/")]
+        running.process.wait(delay + 15)
+        stopped = time.monotonic() - signalled
+    assert during == [503, 200, 200]  # drained, alive, still serving the app
+    assert delay - 0.3 <= stopped < delay + 10, stopped

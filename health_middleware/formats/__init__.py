@@ -16,7 +16,7 @@ from health_middleware.formats.envelope import Envelope
 from health_middleware.formats.ietf import Ietf
 from health_middleware.formats.info import Info
 from health_middleware.formats.microprofile import MicroProfile
-from health_middleware.formats.openmetrics import OpenMetrics
+from health_middleware.formats.openmetrics import OpenMetrics, moved
 from health_middleware.formats.spring import Spring
 from health_middleware.formats.text import Text
 
@@ -43,12 +43,8 @@ def resolve(format: object) -> Format:  # the public option's name
 
 def __getattr__(name: str) -> Any:
     # HealthCollector reads a live Health, so it lives above the formats, in
-    # health_middleware.prometheus; the old import path keeps working.
-    if name == "HealthCollector":
-        from health_middleware.prometheus import HealthCollector
-
-        return HealthCollector
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # health_middleware.prometheus; the old import paths keep working.
+    return moved(__name__, name)
 
 
 __all__ = [
