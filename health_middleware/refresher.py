@@ -33,12 +33,15 @@ from health_middleware.result import (
     unrepresentable,
 )
 from health_middleware.schedule import FOLLOW, Schedule
+from health_middleware.shared import transient
 
 logger = logging.getLogger("health_middleware")
 
 # How often a snapshot is published even when no check finished: it renews the
 # snapshot's validity and re-renders time-dependent fields.
 TICK = 1.0
+# How long the instance's database may stay busy before this worker runs alone.
+BUSY_LIMIT = 5.0
 
 _Ran = tuple[bool, Any]  # (raised, value or exception)
 
@@ -88,6 +91,10 @@ class Checks(Protocol):
         """Follow the drain file and publish a fresh snapshot."""
         ...
 
+    def leave_instance(self, error: Exception) -> None:
+        """The instance's database cannot be used: run alone from now on."""
+        ...
+
 
 class Refresher:
     def __init__(self, checks: Checks, pool: CheckPool, schedule: Schedule) -> None:
@@ -98,6 +105,8 @@ class Refresher:
         self._published = -math.inf  # time.monotonic() of the last publish
         self._runs: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, Inflight] = {}  # check name -> its run in flight
+        self._unshared: dict[str, bytes] = {}  # finished runs not yet in the database
+        self._busy_since: float | None = None  # when the database became busy, if it is
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -121,15 +130,21 @@ class Refresher:
             for state in list(checks.states()):  # checks may be added at any time
                 try:
                     run, due = schedule.take(state.check, now)
-                except sqlite3.Error as exc:  # the instance's database is busy or gone
-                    logger.warning("could not schedule check %r: %s", state.check.name, exc)
-                    run, due = False, now + TICK
+                    if schedule.wrote:  # the database took a write: not stuck
+                        schedule.wrote, self._busy_since = False, None
+                except sqlite3.Error as exc:
+                    if self._unusable(exc, now):
+                        self._leave(exc)  # run alone: the schedule is local now
+                        run, due = schedule.take(state.check, now)
+                    else:  # another worker is writing: not this time
+                        run, due = False, now + TICK
+                        schedule.defer(state.check.name, due)
                 if run:
                     self._launch(state)
                 wake_at = min(wake_at, due)
+            if following:
+                following = self._follow()
             try:
-                if following and checks.follow():
-                    self._dirty = True
                 if self._dirty or now - self._published >= TICK - FOLLOW:
                     self._dirty = False
                     self._published = now
@@ -140,6 +155,40 @@ class Refresher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
                     await self._wake.wait()
+
+    def _follow(self) -> bool:
+        """Take the other workers' news, and share what could not be shared yet;
+        return whether this process still follows an instance."""
+        shared = self._schedule.shared
+        if shared is None:
+            return False
+        try:
+            for name, record in list(self._unshared.items()):
+                shared.finish(name, record)
+                del self._unshared[name]
+            if self._checks.follow():
+                self._dirty = True
+        except sqlite3.Error as exc:
+            if self._unusable(exc, time.monotonic()):
+                self._leave(exc)
+                return False
+        return True
+
+    def _unusable(self, error: sqlite3.Error, now: float) -> bool:
+        """A database that fails, or stays busy past BUSY_LIMIT (a worker stopped in
+        the middle of a write holds it), cannot be used."""
+        if not transient(error):
+            return True
+        if self._busy_since is None:
+            self._busy_since = now
+        return now - self._busy_since > BUSY_LIMIT
+
+    def _leave(self, error: Exception) -> None:
+        """The instance's database is unusable (corrupt, full, gone): this worker
+        runs its checks alone rather than serve results that no longer change."""
+        self._schedule.shared = None
+        self._unshared.clear()
+        self._checks.leave_instance(error)
 
     def stop(self) -> None:
         """Ask the loop to end (call on the refresher's own loop)."""
@@ -214,10 +263,9 @@ class Refresher:
         self._checks.record(state, outcome)
         shared, check = self._schedule.shared, state.check
         if shared is not None and check.shared:
-            try:
-                shared.finish(check.name, state.to_record())
-            except sqlite3.Error as exc:
-                logger.warning("could not share the result of check %r: %s", check.name, exc)
+            # Shared on the loop's next pass (_follow), where a busy database means
+            # "again later" and a broken one means running alone.
+            self._unshared[check.name] = state.to_record()
         self._dirty = True
         self._wake.set()
 

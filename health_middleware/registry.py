@@ -36,7 +36,7 @@ from health_middleware.formats import Ietf, Info, resolve
 from health_middleware.prestop import Prestop
 from health_middleware.report import Report, Service
 from health_middleware.result import Outcome
-from health_middleware.shared import SharedState
+from health_middleware.shared import SharedState, transient
 from health_middleware.snapshot import Snapshot, build
 from health_middleware.status import Status
 
@@ -173,10 +173,7 @@ class Registry:
         """Drain this server instance: every worker (through the instance's database),
         every instance sharing ``drain_file`` (if set), and this process."""
         if self.shared is not None:
-            try:
-                self.shared.set_flag(DRAINING)
-            except sqlite3.Error as exc:
-                logger.error("could not drain the other workers: %s", exc)
+            self._drain_instance(self.shared)
         if self.drain_file is not None and not self._draining:
             try:
                 # Written aside and renamed into place: a reader never sees it half
@@ -188,6 +185,20 @@ class Registry:
             except OSError as exc:
                 logger.error("could not write drain_file %r: %s", self.drain_file, exc)
         self.drain_process()
+
+    @staticmethod
+    def _drain_instance(shared: SharedState) -> None:
+        """Set the instance's drain flag: rare and important, so a busy database is
+        retried for up to half a second."""
+        for attempt in range(50):
+            try:
+                shared.set_flag(DRAINING)
+                return
+            except sqlite3.Error as exc:
+                if not transient(exc) or attempt == 49:
+                    logger.error("could not drain the other workers: %s", exc)
+                    return
+                time.sleep(0.01)
 
     def drain_process(self) -> None:
         """Drain this process alone: a worker that stops (a recycle, a lifespan
@@ -222,6 +233,15 @@ class Registry:
 
     def states(self) -> Iterator[CheckState]:
         return iter(self._states.values())
+
+    def leave_instance(self, error: Exception) -> None:
+        if self.shared is not None:
+            logger.warning(
+                "the instance's shared state failed (%s): this worker runs its checks "
+                "alone from now on",
+                error,
+            )
+            self.shared = None
 
     def follow(self) -> bool:
         """Take the results and the drain the other workers of this instance

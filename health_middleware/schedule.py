@@ -13,7 +13,6 @@ deploy then check their dependencies spread over the interval, not in lockstep.
 from __future__ import annotations
 
 import random
-import time
 
 from health_middleware.check import Check
 from health_middleware.shared import SharedState
@@ -31,6 +30,7 @@ class Schedule:
         self._jitter = jitter
         self._due: dict[str, float] = {}  # time.monotonic(): when to look again
         self._offsets: dict[str, float] = {}
+        self.wrote = False  # whether a claim reached the database since the refresher looked
 
     def take(self, check: Check, now: float) -> tuple[bool, float]:
         """Whether this process starts a run of ``check`` now, and when to look
@@ -45,15 +45,22 @@ class Schedule:
             due = now + check.interval + (offset if first else 0.0)
             self._due[name] = due
             return True, due
-        wall = time.time()
-        claim = self.shared.claim(name, wall, check.interval, check.timeout + GRACE, offset)
+        # The database's times are time.monotonic(), like ``now``: one clock for every
+        # worker (system-wide on Linux), which the wall clock being set cannot move.
+        claim = self.shared.claim(name, now, check.interval, check.timeout + GRACE, offset)
+        self.wrote = True
         if claim is not None:
             due = now + check.interval
         else:
             known = self.shared.next_due(name)
-            due = now + max(FOLLOW, (known or wall) - wall)
+            wait = (known or now) - now
+            due = now + min(max(FOLLOW, wait), check.interval + check.timeout + GRACE)
         self._due[name] = due
         return claim is not None, due
+
+    def defer(self, name: str, until: float) -> None:
+        """Look at ``name`` again only at ``until`` (after the database was busy)."""
+        self._due[name] = until
 
     def _offset(self, check: Check) -> float:
         if not self._jitter:

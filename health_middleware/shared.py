@@ -4,6 +4,9 @@ One small database per instance, on a memory-backed filesystem (``/dev/shm`` whe
 there is one), named for the instance (its master's pid and start time), so a new
 server never reads what an old one left, and two servers never share by accident.
 
+Times in the database are ``time.monotonic()``: on Linux a system-wide clock, the same
+for every worker, and immune to the wall clock being set back.
+
 - **Runs are claimed, never locked.** A worker that finds an instance check due
   claims its next run with one short transaction (``due`` moves on, a lease until the
   check's timeout is written); nothing is held while the check runs. A worker killed
@@ -35,10 +38,14 @@ from health_middleware.instance import Instance
 logger = logging.getLogger("health_middleware")
 
 _PREFIX = "health-middleware"
+# How long a call may wait for another worker's write: the calls run on the refresher's
+# loop (the app's loop under ASGI), which must never wait long. Busy means "not this
+# time": the refresher backs off and tries again (see transient()).
+BUSY_WAIT = 0.01
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY,
-    due REAL NOT NULL,          -- when the next run may start (time.time())
+    due REAL NOT NULL,          -- when the next run may start (time.monotonic())
     lease_until REAL NOT NULL,  -- a claimed run's deadline; 0 when none is running
     holder INTEGER NOT NULL     -- the pid that claimed the last run
 );
@@ -54,12 +61,27 @@ CREATE TABLE IF NOT EXISTS flags (
 """
 
 
+STATE_DIR_VARIABLE = "HEALTH_MIDDLEWARE_STATE_DIR"
+
+
 def directory() -> str:
-    """Where instance databases live: memory-backed where possible."""
+    """Where instance databases live: ``HEALTH_MIDDLEWARE_STATE_DIR`` if set, else
+    memory-backed where possible."""
+    chosen = os.environ.get(STATE_DIR_VARIABLE)
+    if chosen:
+        return chosen
     shm = "/dev/shm"
     if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
         return shm
     return tempfile.gettempdir()
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace (two containers sharing /dev/shm each have a pid 1)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
 
 
 def database_path(instance: Instance, key: str, folder: str | None = None) -> str:
@@ -68,7 +90,7 @@ def database_path(instance: Instance, key: str, folder: str | None = None) -> st
     uid = os.getuid() if hasattr(os, "getuid") else 0
     safe_key = "".join(c if c.isalnum() else "-" for c in key)[:40] or "default"
     started = instance.started or "0"
-    name = f"{_PREFIX}-{uid}-{instance.pid}-{started}-{safe_key}.sqlite3"
+    name = f"{_PREFIX}-{uid}-ns{pid_namespace()}-{instance.pid}-{started}-{safe_key}.sqlite3"
     return os.path.join(folder or directory(), name)
 
 
@@ -80,15 +102,17 @@ def named_path(scope: str, folder: str | None = None) -> str:
 
 
 def remove_dead(folder: str | None = None) -> int:
-    """Delete the databases of instances that are gone (best effort); return how many."""
+    """Delete the databases of instances that are gone (best effort); return how many.
+    Only this pid namespace's: another container's pids mean nothing here."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
+    mine = f"{_PREFIX}-{uid}-ns{pid_namespace()}-"
     removed = 0
-    for path in glob.glob(os.path.join(folder or directory(), f"{_PREFIX}-{uid}-*.sqlite3")):
-        parts = os.path.basename(path).split("-")
-        # health-middleware-<uid>-<pid>-<started>-<key...>.sqlite3
-        if len(parts) < 6 or parts[3] == "scope" or not parts[3].isdigit():
+    for path in glob.glob(os.path.join(folder or directory(), f"{mine}*.sqlite3")):
+        parts = os.path.basename(path)[len(mine) :].split("-")
+        # <pid>-<started>-<key...>.sqlite3
+        if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
             continue
-        owner = Instance(int(parts[3]), "" if parts[4] == "0" else parts[4])
+        owner = Instance(int(parts[0]), "" if parts[1] == "0" else parts[1])
         if owner.alive():
             continue
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -134,7 +158,7 @@ class SharedState:
         old_umask = os.umask(0o077)  # the workers share a uid: nobody else reads it
         try:
             connection = sqlite3.connect(
-                self.path, timeout=1.0, isolation_level=None, check_same_thread=False
+                self.path, timeout=BUSY_WAIT, isolation_level=None, check_same_thread=False
             )
         finally:
             os.umask(old_umask)
@@ -241,3 +265,10 @@ class SharedState:
         with self._db() as db:
             row = db.execute("SELECT value FROM flags WHERE name = ?", (name,)).fetchone()
         return row is not None and bool(row[0])
+
+
+def transient(error: sqlite3.Error) -> bool:
+    """Whether an error means "busy, try again" (another worker writes) rather than a
+    database that cannot be used (corrupt, full, gone): then a worker runs alone."""
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)

@@ -217,11 +217,12 @@ def server(
     env: dict[str, str] | None = None,
     ready: str = "/health/live",
     timeout: float = 30.0,
+    prefix: tuple[str, ...] = (),
 ) -> Iterator[Server]:
-    """Start ``python -m <args>`` with ``{port}`` filled in, wait until ``ready``
-    answers, and always stop the whole process group."""
+    """Start ``python -m <args>`` (behind ``prefix``, e.g. ``unshare``) with ``{port}``
+    filled in, wait until ``ready`` answers, and always stop the whole process group."""
     port = free_port()
-    command = [sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
+    command = [*prefix, sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as log_file:
         log = Path(log_file.name)

@@ -190,3 +190,143 @@ def test_a_drain_reaches_every_worker_without_a_drain_file(tmp_path: Path) -> No
         time.sleep(0.3)
         assert {running.get("/health/ready").status for _ in range(20)} == {503}
         assert {running.get("/health/live").status for _ in range(20)} == {200}
+
+
+# -- the instance's database failing: never a frozen loop, never frozen results ---------
+
+
+def _states(folder: Path) -> list[Path]:
+    return sorted(folder.glob("health-middleware-*.sqlite3"))
+
+
+@contextlib.contextmanager
+def _flipping(tmp_path: Path, **env: str) -> Iterator[tuple[Server, Path, Path]]:
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    full = {
+        "HEALTH_MIDDLEWARE_STATE_DIR": str(state),
+        "HM_INTERVAL": "0.3",
+        "HM_STALE_AFTER": "2",
+        **env,
+    }
+    with instance("uvicorn-workers", tmp_path, **full) as (running, flag, _):
+        warm(running, 0.5)
+        yield running, flag, state
+
+
+def _still_checking(running: Server, flag: Path) -> None:
+    """The checks still run: a failing dependency is seen, liveness holds."""
+    flag.touch()
+    deadline = time.monotonic() + 8
+    while {running.get("/health/ready").status for _ in range(8)} != {503}:
+        assert time.monotonic() < deadline, "the failing dependency was never seen"
+        time.sleep(0.1)
+    assert {running.get("/health/live").status for _ in range(8)} == {200}
+
+
+def test_a_database_held_by_a_stopped_writer_never_freezes_the_app(tmp_path: Path) -> None:
+    import sqlite3
+
+    with _flipping(tmp_path) as (running, flag, state):
+        (database,) = _states(state)
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # a worker stopped in the middle of a write
+        try:
+            slowest = 0.0
+            for _ in range(20):
+                started = time.monotonic()
+                assert running.get("/").status == 200
+                slowest = max(slowest, time.monotonic() - started)
+                time.sleep(0.1)
+            assert slowest < 0.5, slowest  # the app's own routes never wait on it
+            _still_checking(running, flag)  # and past its limit, workers run alone
+        finally:
+            holder.rollback()
+            holder.close()
+        output = running.output()
+    assert output.count("database is locked") < 50  # backed off, not a flood
+
+
+def test_a_corrupt_database_makes_the_workers_run_alone(tmp_path: Path) -> None:
+    with _flipping(tmp_path) as (running, flag, state):
+        for path in state.iterdir():
+            path.write_bytes(os.urandom(8192))
+        time.sleep(2.5)  # past stale_after: still published
+        assert {running.get("/health/live").status for _ in range(8)} == {200}
+        _still_checking(running, flag)
+        assert running.output().count("runs its checks alone") <= WORKERS  # once per worker
+
+
+def test_a_full_state_directory_makes_the_workers_run_alone(tmp_path: Path) -> None:
+    import subprocess
+
+    state = tmp_path / "state"
+    state.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(state)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with _flipping(tmp_path, HM_INTERVAL="0.05") as (running, flag, _):
+            time.sleep(1.0)  # the write-ahead log fills the 48 KiB
+            _still_checking(running, flag)
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def test_the_wall_clock_set_back_does_not_stop_the_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from health_middleware.check import Check
+    from health_middleware.schedule import Schedule
+    from health_middleware.shared import SharedState
+
+    check = Check.build("db", lambda: None, {}, interval=0.05, timeout=0.05)
+    schedules = [Schedule(SharedState(str(tmp_path / "db.sqlite3")), jitter=False) for _ in "ab"]
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)  # NTP steps the clock back
+    runs = 0
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        for schedule in schedules:
+            if schedule.take(check, time.monotonic())[0]:
+                runs += 1
+                assert schedule.shared is not None
+                schedule.shared.finish("db", b"{}")
+        time.sleep(0.005)
+    assert 15 <= runs <= 25, runs  # one run per 0.05 s for the pair, as ever
+
+
+def test_servers_in_separate_pid_namespaces_never_share_or_remove(tmp_path: Path) -> None:
+    """Two containers of one pod share /dev/shm, each with its own pid 1: neither may
+    read or delete the other's database."""
+    import shutil
+    import subprocess
+
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "-pf", "--mount-proc", "true"], check=False)
+    if unshare is None or probe.returncode != 0:
+        pytest.skip("cannot create pid namespaces here (unshare -pf)")
+    state = tmp_path / "state"
+    state.mkdir()
+    prefix = (unshare, "-pf", "--mount-proc")
+    env = {"HEALTH_MIDDLEWARE_STATE_DIR": str(state), "HM_INTERVAL": "0.5", "HM_JITTER": "0"}
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    args = gunicorn("tests.apps.flagged:wsgi_app", "-w", "2")
+    runs = one / "runs"
+    with server(args, {**env, "HM_RUNS": str(runs)}, prefix=prefix) as first:
+        warm(first, 0.5)
+        before = set(_states(state))
+        with server(args, {**env, "HM_RUNS": str(two / "runs")}, prefix=prefix) as second:
+            warm(second, 0.5)
+            assert before <= set(_states(state))  # the first's database was kept
+            assert len(_states(state)) == 2  # and each has its own
+            started = time.time()
+            time.sleep(3.0)
+            window = [r for r in runs_of(runs) if r[2] == "start" and r[1] >= started]
+    assert 4 <= len(window) <= 8, window  # one instance's pace: 6 in 3 s

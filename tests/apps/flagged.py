@@ -4,7 +4,8 @@ Environment: HM_FLAG (the flag file), HM_RUNS (a file every run appends a line t
 "pid started finished status", times from time.time()), HM_INTERVAL and HM_TIMEOUT
 (seconds), HM_SLEEP (seconds each run takes), HM_NAME (what the app's own route says),
 HM_TOKEN (enables the pre-stop endpoint), HM_DRAIN_FILE, HM_SHUTDOWN_DELAY, HM_JITTER
-("0" turns the schedule's offset off), HM_INSTANCE (a named shared instance).
+("0" turns the schedule's offset off), HM_INSTANCE (a named shared instance),
+HM_STALE_AFTER.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ health = Health(
     shutdown_delay=float(os.environ.get("HM_SHUTDOWN_DELAY", "0")),
     jitter=os.environ.get("HM_JITTER", "1") != "0",
     instance=os.environ.get("HM_INSTANCE"),
+    stale_after=float(os.environ.get("HM_STALE_AFTER", "10")),
 )
 if os.environ.get("HM_TOKEN"):
     health.prestop(os.environ["HM_TOKEN"], delay=float(os.environ.get("HM_PRESTOP_DELAY", "1")))
