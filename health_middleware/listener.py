@@ -253,8 +253,12 @@ class ProbeListener:
             await self._refuse(reader, writer, _encode(TOO_LARGE, TOO_LARGE.body, False, False))
             return False
         parsed = _Head(head)
-        if not parsed.parse_request():  # the library has written its answer, or not
-            error = parsed.out.getvalue() or _encode(BAD_REQUEST, BAD_REQUEST.body, False, False)
+        if not parsed.parse_request():
+            # The library has written its answer (400, 431, 505), or nothing; to what
+            # it takes for HTTP/0.9 it answers with no status line: ours instead.
+            error = parsed.out.getvalue()
+            if not error or parsed.request_version == "HTTP/0.9":
+                error = _encode(BAD_REQUEST, BAD_REQUEST.body, False, False)
             await self._refuse(reader, writer, error)
             return False
         version, method = parsed.request_version, parsed.command
