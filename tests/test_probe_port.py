@@ -20,13 +20,10 @@ import http.client
 import math
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +31,7 @@ import pytest
 from health_middleware import Health, HealthMiddleware
 from health_middleware.listener import MAX_HEAD, ListenError
 from health_middleware.loading import LISTEN_VARIABLE, health_from_environment, listen_address
-from tests.support import REPO, Server, free_port, get, gunicorn, server, stop, uvicorn
+from tests.support import Server, free_port, get, gunicorn, run_to_exit, server, uvicorn
 from tests.test_hardening import TRICKS, raw
 
 # -- the measuring helper ------------------------------------------------------------------
@@ -47,12 +44,19 @@ class Probe:
 
 
 def probe(port: int, path: str = "/health/live", timeout: float = 5.0) -> Probe:
-    """One probe as the kubelet makes it: a new connection, a GET, the answer read."""
+    """One probe as the kubelet makes it: a new connection, a GET with ``Connection:
+    close`` (its HTTP client keeps no connections), the answer read."""
     started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        status = get(port, path, timeout=timeout).status
+        connection.request("GET", path, headers={"Connection": "close"})
+        response = connection.getresponse()
+        response.read()
+        status = response.status
     except (OSError, http.client.HTTPException):
         status = 0
+    finally:
+        connection.close()
     return Probe(status, (time.perf_counter() - started) * 1000)
 
 
@@ -201,11 +205,17 @@ def test_listen_on_a_running_runtime_opens_at_once() -> None:
         health.stop()
 
 
-def test_a_port_already_taken_stops_the_start_naming_it() -> None:
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A port some other socket listens on (without ``SO_REUSEPORT``)."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+def test_a_port_already_taken_stops_the_start_naming_it() -> None:
+    with taken_port() as port:
         health = Health()
         health.listen(port, "127.0.0.1")
         with pytest.raises(ListenError, match=f"127.0.0.1:{port}"):
@@ -220,10 +230,7 @@ def test_asgi_lifespan_startup_fails_naming_the_taken_port() -> None:
         await send({"type": "lifespan.startup.complete"})
         await receive()
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         health = Health()
         health.listen(port, "127.0.0.1")
         sent: list[dict[str, Any]] = []
@@ -544,34 +551,10 @@ def test_threads_and_descriptors_stay_flat_through_a_probe_flood(
 
 
 @pytest.mark.server
-def test_gunicorn_stops_at_boot_when_the_port_is_taken(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        probe_port = taken.getsockname()[1]
-        main_port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            *(
-                a.replace("{port}", str(main_port))
-                for a in gunicorn(
-                    "tests.apps.busy:inner_wsgi", "-c", "python:health_middleware.gunicorn"
-                )
-            ),
-        ]
-        env = {**os.environ, "PYTHONPATH": str(REPO), **busy_env(probe_port)}
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            output, _ = process.communicate(timeout=60)
-        finally:
-            stop(process)
-    assert process.returncode != 0
-    assert f"127.0.0.1:{probe_port}" in output.decode(errors="replace")
+def test_gunicorn_stops_at_boot_when_the_port_is_taken() -> None:
+    with taken_port() as probe_port:
+        args = gunicorn("tests.apps.busy:inner_wsgi", "-c", "python:health_middleware.gunicorn")
+        args = [a.replace("{port}", str(free_port())) for a in args]
+        code, output = run_to_exit(args, busy_env(probe_port))
+    assert code != 0
+    assert f"127.0.0.1:{probe_port}" in output

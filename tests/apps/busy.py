@@ -4,8 +4,8 @@
 The app's routes: ``/sleep/<s>`` waits ``s`` seconds (WSGI: ``time.sleep``, a worker
 held; ASGI: ``asyncio.sleep``), ``/cpu/<s>`` burns ``s`` seconds of CPU (ASGI: on the
 loop, which stays busy but progresses between requests), ``/block/<s>`` calls
-``time.sleep(s)`` inside ``async def`` (the loop blocked); anything else answers
-``app:<pid>``.
+``time.sleep(s)`` inside ``async def`` (the loop blocked); then each answers as
+``flagged``'s app does (``app:<pid>``).
 
 Environment: HM_STALE_AFTER (seconds, default 10), HM_LISTEN (``host:port``: the
 probe port, by ``health.listen``; the one-liners read ``HEALTH_MIDDLEWARE_LISTEN``).
@@ -21,7 +21,7 @@ from typing import Any
 
 from health_middleware import Health, HealthMiddleware, WSGIHealthMiddleware
 from health_middleware.loading import listen_address
-from tests.apps.lifespan import serve_lifespan
+from tests.apps import flagged
 
 health = Health(
     service_id="busy",
@@ -56,33 +56,24 @@ def burn(seconds: float) -> None:
         pass
 
 
-def _body() -> bytes:
-    return f"app:{os.getpid()}".encode()
-
-
 def inner_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     kind, amount = _route(environ.get("PATH_INFO", ""))
     if kind in ("sleep", "block"):
         time.sleep(amount)
     elif kind == "cpu":
         burn(amount)
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [_body()]
+    return flagged.inner_wsgi(environ, start_response)
 
 
 async def inner_asgi(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
-        return
-    kind, amount = _route(scope["path"])
+    kind, amount = _route(scope["path"]) if scope["type"] == "http" else ("", 0.0)
     if kind == "sleep":
         await asyncio.sleep(amount)
     elif kind == "block":
         time.sleep(amount)  # the point: the loop is blocked
     elif kind == "cpu":
         burn(amount)
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": _body()})
+    await flagged.inner_asgi(scope, receive, send)  # the answer (and lifespan) as flagged's
 
 
 asgi_app = HealthMiddleware(inner_asgi, health)
