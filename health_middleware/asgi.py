@@ -21,6 +21,7 @@ from asgiref.typing import (
 )
 
 from health_middleware.health import Health
+from health_middleware.listener import ListenError
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
 
 logger = logging.getLogger("health_middleware")
@@ -125,6 +126,7 @@ class HealthMiddleware:
         registry = self._registry
         received_startup = False
         answered_startup = False
+        failed = False  # we failed the startup (the probe port): the server is told
 
         async def receive_wrapper() -> ASGIReceiveEvent:
             nonlocal received_startup
@@ -137,17 +139,26 @@ class HealthMiddleware:
             return message
 
         async def send_wrapper(message: ASGISendEvent) -> None:
-            nonlocal answered_startup
+            nonlocal answered_startup, failed
             if message["type"] == "lifespan.startup.complete":
                 answered_startup = True
-                await self._start()
+                try:
+                    await self._start()
+                except ListenError as exc:
+                    failed = True
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    raise  # into the app's lifespan: it must not go on as started
             elif message["type"] == "lifespan.startup.failed":
                 answered_startup = True
+                if failed:
+                    return  # the app reporting our failure: the server has it
             await send(message)
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
         except Exception as exc:
+            if failed:
+                return  # our own failure, reported to the server already
             if answered_startup or received_startup:
                 # It took the startup message and then failed: its own failure, which
                 # the server must see as it would without us.
@@ -157,7 +168,11 @@ class HealthMiddleware:
             return
         if not received_startup:
             await receive()
-        await self._start()
+        try:
+            await self._start()
+        except ListenError as exc:
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
         await send({"type": "lifespan.startup.complete"})
         while (await receive())["type"] != "lifespan.shutdown":
             pass

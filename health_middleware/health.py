@@ -23,9 +23,11 @@ from health_middleware.validation import (
     delay,
     drain_path,
     flag,
+    host_name,
     instance_name,
     optional_text,
     period,
+    port_number,
     seconds,
     text_map,
     texts,
@@ -165,6 +167,27 @@ class Health:
             Prestop(normalise_path(path or self._root + "/prestop"), token, delay)
         )
 
+    def listen(self, port: int, host: str = "0.0.0.0") -> None:
+        """Also serve every path on ``host:port``, a probe port of its own, from the
+        same snapshot, on a thread of its own (never the app's loop or workers), so
+        probes never queue behind the app's requests. Only recorded here: the port
+        opens in each process as its refresher starts (lifespan startup, the gunicorn
+        hook, the first health request); a port that cannot be had raises
+        ``listener.ListenError`` there. The workers of one server share the port
+        (``SO_REUSEPORT``). One per ``Health``: a second call raises ``ValueError``."""
+        self.runtime.listen(host_name("host", host), port_number("port", port))
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """The probe port asked for with :meth:`listen` (host, port), or None."""
+        return self.runtime.listen_address
+
+    @property
+    def listening(self) -> tuple[str, int] | None:
+        """Where this process's probe port is open (host, port), or None."""
+        listener = self.runtime.listener
+        return listener.address if listener is not None and listener.alive() else None
+
     def on_change(self, callback: L) -> L:
         """Call ``callback(name, old, new)`` on every status change of a check (its
         name) and of the whole (``None``); ``old`` is None for the first result.
@@ -205,8 +228,9 @@ class Health:
     # -- this process's refresher ----------------------------------------------------
 
     def stop(self) -> None:
-        """Stop this process's refresher; a thread is waited for (bounded). Requests
-        do not restart it: the snapshot goes stale, so probes fail, as they should."""
+        """Stop this process's refresher and its probe port; a thread is waited for
+        (bounded). Requests do not restart it: the snapshot goes stale, so probes
+        fail, as they should."""
         self.runtime.stop()
 
     async def stop_async(self) -> None:

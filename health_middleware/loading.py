@@ -15,6 +15,7 @@ from health_middleware.health import Health
 APP_VARIABLE = "HEALTH_MIDDLEWARE_APP"
 HEALTH_VARIABLE = "HEALTH_MIDDLEWARE_HEALTH"
 QUIET_VARIABLE = "HEALTH_MIDDLEWARE_QUIET_PROBES"
+LISTEN_VARIABLE = "HEALTH_MIDDLEWARE_LISTEN"
 
 
 def import_string(target: str, what: str) -> Any:
@@ -86,13 +87,30 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
     return app
 
 
+def listen_address(value: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare port (every address) as (host, port)."""
+    host, colon, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") if colon else ""
+    if not port.isdigit() or not 0 < int(port) < 65536 or (colon and not host):
+        raise ValueError(
+            f"{LISTEN_VARIABLE}={value!r} must look like 'host:port' (e.g. 0.0.0.0:8081)"
+        )
+    return host or "0.0.0.0", int(port)
+
+
 def health_from_environment() -> Health:
     """The ``Health`` named by ``HEALTH_MIDDLEWARE_HEALTH``, else one with no checks;
-    with ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the access logs."""
+    with ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the access logs, and
+    with ``HEALTH_MIDDLEWARE_LISTEN=host:port`` it also serves them on that port."""
     target = os.environ.get(HEALTH_VARIABLE)
     health = Health() if not target else import_string(target, HEALTH_VARIABLE)
     if not isinstance(health, Health):
         raise TypeError(f"{HEALTH_VARIABLE} {target!r} is a {type(health).__name__}, not a Health")
     if os.environ.get(QUIET_VARIABLE) == "1":
         quiet_probes(health.paths)
+    listen = os.environ.get(LISTEN_VARIABLE)
+    if listen:
+        host, port = listen_address(listen)
+        if health.listen_address != (host, port):  # the same wish twice is one
+            health.listen(port, host)
     return health

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from health_middleware import instance, shared
+from health_middleware.listener import ProbeListener
 from health_middleware.pool import CheckPool
 from health_middleware.refresher import Refresher
 from health_middleware.registry import Registry
@@ -61,6 +62,34 @@ class Runtime:
         self._lock = threading.Lock()
         self._joined = -1  # the pid that has joined its instance's shared state
         self.running: Running | None = None
+        self.listen_address: tuple[str, int] | None = None  # Health.listen's wish
+        self.listener: ProbeListener | None = None  # this process's probe port
+
+    def listen(self, host: str, port: int) -> None:
+        """Record the probe port; it opens as this process's runtime starts (now, if
+        it runs already)."""
+        with self._lock:
+            if self.listen_address is not None:
+                was_host, was_port = self.listen_address
+                raise ValueError(
+                    f"the probe port is already set to {was_host}:{was_port}: "
+                    "a Health serves one probe port"
+                )
+            self.listen_address = (host, port)
+            if self.running is not None and self.running.alive():
+                self._open_probe_port()
+
+    def _open_probe_port(self) -> None:
+        """Open this process's probe port where one is wished for and not open (the
+        lock is held); a port that cannot be had raises ``listener.ListenError``.
+        Shared with ``SO_REUSEPORT`` by the workers of an instance (see listener.py)."""
+        wish, listener = self.listen_address, self.listener
+        if wish is None or (listener is not None and listener.alive()):
+            return
+        share = self._instance_name is not None or instance.current().pid != os.getpid()
+        listener = ProbeListener(self._registry, *wish, share=share)
+        listener.start()
+        self.listener = listener
 
     def _refresher(self) -> Refresher:
         """A refresher for this process, which first joins its server instance: with
@@ -117,6 +146,7 @@ class Runtime:
             registry.activated = True
             if self.running is not None and self.running.alive():
                 return
+            self._open_probe_port()
             refresher = self._refresher()
             running = Running(os.getpid(), refresher, loop)
             running.task = loop.create_task(refresher.run(), name="health-refresher")
@@ -131,6 +161,7 @@ class Runtime:
             registry.activated = True
             if self.running is not None and self.running.alive():
                 return
+            self._open_probe_port()
             loop = asyncio.new_event_loop()
             refresher = self._refresher()
 
@@ -158,7 +189,8 @@ class Runtime:
             await asyncio.wait((task,), timeout=3.0)
 
     def stop(self) -> None:
-        """Stop this process's refresher; a thread is waited for (bounded)."""
+        """Stop this process's refresher and probe port; a thread is waited for
+        (bounded)."""
         running = self._stop()
         if running is not None and running.thread is not None:
             running.thread.join(3.0)
@@ -166,6 +198,9 @@ class Runtime:
     def _stop(self) -> Running | None:
         with self._lock:
             running, self.running = self.running, None
+            listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.stop()
         if running is None or not running.alive():
             return None
         if running.thread is not None:
@@ -187,7 +222,11 @@ class Runtime:
             self.start_on_loop()
 
     def after_fork(self) -> None:
-        """In a forked child nothing of the parent's refresher exists."""
+        """In a forked child nothing of the parent's refresher or probe port exists
+        (the wish stays: the child's runtime opens its own)."""
         self._lock = threading.Lock()
         self.running = None
+        if self.listener is not None:
+            self.listener.forget()
+            self.listener = None
         self._joined = -1

@@ -47,6 +47,24 @@ def count(what: str, value: object) -> int:
     return value
 
 
+def port_number(what: str, value: object) -> int:
+    """A TCP port: 1-65535, or 0 for one the system picks (tests)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a whole number, got {type(value).__name__}")
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{what} must be a TCP port, 0 to 65535, got {value!r}")
+    return value
+
+
+def host_name(what: str, value: object) -> str:
+    """An address or host name to bind, e.g. ``0.0.0.0``, ``::``, ``127.0.0.1``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    if not value or not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError(f"{what} must be an address or host name, got {value!r}")
+    return value
+
+
 def flag(what: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be True or False, got {type(value).__name__}")

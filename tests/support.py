@@ -256,6 +256,28 @@ def server(
         log.unlink(missing_ok=True)
 
 
+def run_to_exit(args: list[str], env: dict[str, str], timeout: float = 60.0) -> tuple[int, str]:
+    """Run ``python -m <args>`` (a server expected to stop by itself) to its exit:
+    its exit code and output; a process group still running at ``timeout`` is stopped."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(process)
+        output, _ = process.communicate()
+    finally:
+        stop(process)  # its workers too, whatever happened
+    return process.returncode, output.decode(errors="replace")
+
+
 def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> int:
     """SIGTERM the process group, then SIGKILL it if it lingers; return the exit code."""
     with contextlib.suppress(ProcessLookupError):

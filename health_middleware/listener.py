@@ -1,0 +1,311 @@
+"""The probe port: every health path also served on a port of its own, so a probe
+never waits behind the app's requests in the main port's backlog, worker pool or
+event loop (``Health.listen``).
+
+What answers: the same snapshot, through the same decision (``Snapshot.decide``), as
+the main port. The listener never starts or revives the refresher (it only reports:
+a dead or blocked refresher lets the snapshot expire, and every endpoint answers 503
+here as on the main port) and never runs app code.
+
+Where it runs: one daemon thread per process (``health-probe-port``) with an event
+loop of its own, never the app's loop or its worker threads. Under several workers
+each worker listens on the same port with ``SO_REUSEPORT`` and the kernel spreads the
+probes' connections between them: each worker answers from its own snapshot, so a
+worker whose loop is wedged fails the probes that reach it, as on the main port. (One
+listener per instance would hide a wedged worker behind a healthy one, and would need
+the master, which runs none of our code, or an election that dies with its worker.)
+A process that is an instance of its own binds without ``SO_REUSEPORT``, so a port
+already taken fails at once.
+
+The machinery: asyncio streams on that private loop, and the standard library's
+``http.server.BaseHTTPRequestHandler.parse_request`` to read the request head
+(request line, version, ``http.client.parse_headers``, the keep-alive rules and its
+own 400/431/505 answers). Not ``http.server.ThreadingHTTPServer``: it starts a thread
+per connection (unbounded), and with a fixed pool of blocking threads instead, fifty
+slow-loris connections sending a byte a second would hold every thread and starve the
+probes. On one loop each connection is a coroutine: a slow client costs a buffer and a
+timer, never a thread. The bounds:
+
+- one thread; at most ``MAX_CONNECTIONS`` connections (more are closed at once);
+- the request head (line and headers) must arrive whole within ``READ_TIMEOUT``
+  seconds of the connection being ready for it (a keep-alive idle wait included), and
+  be at most ``MAX_HEAD`` bytes (else 431), at most 100 headers (else 431);
+- keep-alive (HTTP/1.1, or HTTP/1.0 asking for it); pipelined requests answered in
+  order; a request with a body is answered and its connection closed;
+- GET and HEAD (405 otherwise), 404 for any other path, 400 for a malformed request;
+- the pre-stop endpoint, where configured, answers here too, through the same
+  decision (GET or POST with the token drains, then answers after its delay: a
+  coroutine waits, no thread is held), so the kubelet's ``preStop`` reaches a pod
+  whose main port is saturated. Drop it from the probe port by not routing
+  ``preStop`` to it; it needs the token either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import io
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from health_middleware.response import Prepared, prepare
+from health_middleware.snapshot import Snapshot
+
+logger = logging.getLogger("health_middleware")
+
+READ_TIMEOUT = 5.0  # seconds for a whole request head (or a keep-alive idle wait)
+MAX_HEAD = 8192  # bytes of request line and headers
+MAX_CONNECTIONS = 128
+BACKLOG = 128
+LINGER = 1.0  # seconds to read and drop what a refused client still sends
+_LINGER_BYTES = 1 << 20
+
+NOT_FOUND = prepare(404, "text/plain; charset=utf-8", b"not found\n")
+BAD_REQUEST = prepare(400, "text/plain; charset=utf-8", b"bad request\n")
+TOO_LARGE = prepare(431, "text/plain; charset=utf-8", b"request header fields too large\n")
+
+
+class Source(Protocol):
+    """What the listener needs of the registry."""
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    def drain(self) -> None: ...
+
+
+class ListenError(OSError):
+    """The probe port could not be opened; the message names it."""
+
+
+class _Head(http.server.BaseHTTPRequestHandler):
+    """The standard library's request parsing, on a head already read whole: no
+    socket, no server; its error answers are written to ``wfile`` (a buffer)."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive by default for HTTP/1.1 requests
+
+    def __init__(self, head: bytes) -> None:  # not the base's: nothing to serve
+        line, _, rest = head.partition(b"\n")
+        self.raw_requestline = line + b"\n"
+        self.rfile = io.BytesIO(rest)
+        self.out = io.BytesIO()  # what the library answers (an error, a 100 Continue)
+        self.wfile = self.out
+        self.client_address = ("", 0)
+        self.close_connection = True
+
+    def version_string(self) -> str:
+        return "health_middleware"
+
+    def log_message(self, format: str, *args: Any) -> None:  # the base's signature
+        pass
+
+
+def _target(raw: str) -> str:
+    """The path to look up: the query and fragment dropped, an absolute-form target's
+    path taken, percent-escapes decoded (as ASGI ``path`` and WSGI ``PATH_INFO`` are)."""
+    if not raw.startswith("/"):
+        raw = urlsplit(raw).path or "/"
+    return unquote(raw.partition("?")[0].partition("#")[0], errors="replace")
+
+
+def _encode(response: Prepared, body: bytes, keep: bool, http10: bool) -> bytes:
+    lines = [f"HTTP/1.1 {response.wsgi_status}"]
+    lines += [f"{name}: {value}" for name, value in response.wsgi_headers]
+    if not keep:
+        lines.append("connection: close")
+    elif http10:
+        lines.append("connection: keep-alive")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def bind(host: str, port: int, *, share: bool) -> socket.socket:
+    """A listening socket on ``host:port`` (``share``: with ``SO_REUSEPORT``)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if share:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise ListenError(f"cannot listen on the probe port {host}:{port}: {exc}") from exc
+    return sock
+
+
+class ProbeListener:
+    """This process's probe port: bound by ``start`` (which raises ``ListenError``),
+    served on a thread of its own until ``stop``."""
+
+    def __init__(self, source: Source, host: str, port: int, *, share: bool) -> None:
+        self._source = source
+        self.host = host
+        self.port = port
+        self.share = share
+        self.pid = os.getpid()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = asyncio.Event()  # bound to the listener's loop on first use
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where it listens (the port chosen by the system, for port 0)."""
+        sock = self._sock
+        if sock is None:
+            return self.host, self.port
+        found = sock.getsockname()
+        return str(found[0]), int(found[1])
+
+    def alive(self) -> bool:
+        thread = self._thread
+        return self.pid == os.getpid() and thread is not None and thread.is_alive()
+
+    def start(self) -> None:
+        self._sock = bind(self.host, self.port, share=self.share)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="health-probe-port", daemon=True)
+        self._thread.start()
+        logger.info("serving the health endpoints on the probe port %s:%s", *self.address)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Close the port and its connections; wait for the thread (bounded)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or self.pid != os.getpid():
+            return
+        with contextlib.suppress(RuntimeError):  # its loop has closed already
+            loop.call_soon_threadsafe(self._stopping.set)
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def forget(self) -> None:
+        """In a forked child: close the inherited listening socket, so the port is
+        the parent's alone (the child opens its own when its runtime starts)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()  # this process's descriptor only: the parent keeps listening
+
+    def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except Exception:
+            logger.exception("the probe port stopped")
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            if self._sock is not None:
+                self._sock.close()
+
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._connection, sock=self._sock, limit=MAX_HEAD)
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is None or len(self._tasks) >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._tasks.add(task)
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the client went away
+        except asyncio.CancelledError:
+            pass  # the port is closing; ending here spares asyncio's callback a traceback
+        except Exception:  # never a crash: log it, close this connection
+            logger.exception("the probe port failed a request")
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; return whether to keep the connection for the next."""
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, TimeoutError):
+            return False  # closed, or too slow: a slow-loris client goes here
+        except asyncio.LimitOverrunError:
+            await self._refuse(reader, writer, _encode(TOO_LARGE, TOO_LARGE.body, False, False))
+            return False
+        parsed = _Head(head)
+        if not parsed.parse_request():
+            # The library has written its answer (400, 431, 505), or nothing; to what
+            # it takes for HTTP/0.9 it answers with no status line: ours instead.
+            error = parsed.out.getvalue()
+            if not error or parsed.request_version == "HTTP/0.9":
+                error = _encode(BAD_REQUEST, BAD_REQUEST.body, False, False)
+            await self._refuse(reader, writer, error)
+            return False
+        version, method = parsed.request_version, parsed.command
+        if version not in ("HTTP/1.0", "HTTP/1.1"):  # HTTP/0.9 has no status line
+            await self._refuse(reader, writer, _encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
+            return False
+        headers = parsed.headers
+        has_body = headers.get("Content-Length", "0").strip() != "0" or (
+            "Transfer-Encoding" in headers
+        )
+        path = _target(parsed.path)
+        snapshot = self._source.snapshot
+        if path in snapshot.answers:
+
+            def authorization() -> bytes | None:
+                value = headers.get("Authorization")
+                return None if value is None else value.encode("latin-1", "replace")
+
+            decision = snapshot.decide(path, method, authorization, time.monotonic())
+            if decision.drain_for is not None:
+                self._source.drain()
+                await asyncio.sleep(decision.drain_for)
+            response = decision.response
+        else:
+            response = NOT_FOUND
+        keep = not (parsed.close_connection or has_body or self._stopping.is_set())
+        body = b"" if method == "HEAD" else response.body
+        writer.write(parsed.out.getvalue() + _encode(response, body, keep, version == "HTTP/1.0"))
+        async with asyncio.timeout(READ_TIMEOUT):
+            await writer.drain()
+        return keep
+
+    async def _refuse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: bytes
+    ) -> None:
+        """Send an error answer and close gracefully: what the client is still sending
+        is read and dropped for a moment, so its connection is not reset before it
+        reads the answer."""
+        writer.write(answer)
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(LINGER):
+                await writer.drain()
+                if writer.can_write_eof():
+                    writer.write_eof()
+                dropped = 0
+                while dropped < _LINGER_BYTES:
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        break
+                    dropped += len(chunk)
