@@ -29,6 +29,7 @@ MEDIA_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 _CACHE_SIZE = 256  # distinct (Accept, query) pairs remembered per endpoint
+_CACHE_KEY = 512  # longer pairs are chosen afresh, never kept (memory stays bounded)
 
 
 def _default_formats() -> dict[str, Format]:
@@ -82,9 +83,10 @@ class Negotiate:
         name = self._chosen.get(key)
         if name is None:
             name = choose(accept, self.offers, self.default, query)
-            if len(self._chosen) >= _CACHE_SIZE:
-                self._chosen.clear()
-            self._chosen[key] = name
+            if len(accept or b"") + len(query or b"") <= _CACHE_KEY:
+                if len(self._chosen) >= _CACHE_SIZE:
+                    self._chosen.clear()
+                self._chosen[key] = name
         return name
 
     def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
