@@ -98,18 +98,22 @@ class HealthMiddleware:
         await self.app(scope, receive, send)
 
     async def _slow(self, path: str, scope: HTTPScope) -> Prepared:
-        """Do what ``Snapshot.decide`` says, on this loop: start the refresher (the
-        first request of a process run without lifespan, with ``wait_first_round``
-        waiting for its first round), revive it, or drain and wait (pre-stop)."""
+        """Do what ``Snapshot.decide`` says (it also picks a negotiated variant), on
+        this loop: start the refresher (the first request of a process run without
+        lifespan, with ``wait_first_round`` waiting for its first round), revive it,
+        or drain and wait (pre-stop)."""
         registry, method = self._registry, scope["method"]
 
         def authorization() -> bytes | None:
             return _header(scope, b"authorization")
 
-        decision = registry.snapshot.decide(path, method, authorization, _monotonic())
+        def accept() -> tuple[bytes | None, bytes | None]:
+            return _header(scope, b"accept"), scope.get("query_string")
+
+        decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.start:
             await self._start()
-            decision = registry.snapshot.decide(path, method, authorization, _monotonic())
+            decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.revive:
             self._runtime.revive()
         if decision.drain_for is not None:

@@ -138,7 +138,16 @@ class CheckState:
     """What this process knows of one check: the reported outcome (after flap
     damping) and the counters behind it. Written by the refresher only."""
 
-    __slots__ = ("check", "failures", "last_success", "passes", "reported")
+    __slots__ = (
+        "changed_at",
+        "check",
+        "failures",
+        "last_success",
+        "passes",
+        "ran_here",
+        "reported",
+        "slow",
+    )
 
     def __init__(self, check: Check) -> None:
         self.check = check
@@ -149,6 +158,11 @@ class CheckState:
         self.last_success: float | None = None  # when a run last passed or warned
         self.failures = 0
         self.passes = 0
+        self.changed_at: float | None = None  # when the reported status last changed
+        # Whether this process ran the reported result (else another worker of the
+        # instance did): per-process exporters report an instance check only here.
+        self.ran_here = False
+        self.slow = False  # its last run here took more than half its timeout
 
     def record(self, outcome: Outcome) -> tuple[Status | None, Status] | None:
         """Take a finished run; return ``(old, new)`` when the reported status
@@ -160,9 +174,10 @@ class CheckState:
             self.passes += 1
             self.failures = 0
             self.last_success = outcome.time
+        self.ran_here = True
         previous = self.reported
         if previous is None:
-            self.reported = outcome
+            self.reported, self.changed_at = outcome, outcome.time
             return (None, outcome.status)
         failing, was_failing = outcome.status == "fail", previous.status == "fail"
         if failing and not was_failing and self.failures < self.check.failure_threshold:
@@ -170,7 +185,10 @@ class CheckState:
         if was_failing and not failing and self.passes < self.check.success_threshold:
             return None  # damped: keep reporting the failure
         self.reported = outcome
-        return (previous.status, outcome.status) if previous.status != outcome.status else None
+        if previous.status == outcome.status:
+            return None
+        self.changed_at = outcome.time
+        return (previous.status, outcome.status)
 
     # -- shared by the workers of an instance (shared.py) --------------------------
 
@@ -183,6 +201,7 @@ class CheckState:
                 "failures": self.failures,
                 "passes": self.passes,
                 "last_success": self.last_success,
+                "changed_at": self.changed_at,
             }
         )
 
@@ -195,11 +214,14 @@ class CheckState:
             outcome = None if reported is None else _outcome(reported)
             failures, passes = int(fields["failures"]), int(fields["passes"])
             last_success = fields["last_success"]
-        except (ValueError, TypeError, KeyError):
+            changed_at = fields.get("changed_at")
+            changed_at = None if changed_at is None else float(changed_at)
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
         previous = self.reported
         self.reported, self.failures, self.passes = outcome, failures, passes
         self.last_success = None if last_success is None else float(last_success)
+        self.changed_at, self.ran_here = changed_at, False
         if outcome is None or (previous is not None and previous.status == outcome.status):
             return None
         return (None if previous is None else previous.status, outcome.status)

@@ -127,7 +127,9 @@ def _summary(checks: Iterable[Counted]) -> str | None:
 def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -> Report:
     counted = [s for s in states if endpoint.counts(s.check)]
     done = tuple(
-        Counted(s.check, s.reported, s.last_success) for s in counted if s.reported is not None
+        Counted(s.check, s.reported, s.last_success, s.changed_at, s.ran_here)
+        for s in counted
+        if s.reported is not None
     )
     if draining and endpoint.drain:
         return Report("fail", DRAINING, done, "draining")

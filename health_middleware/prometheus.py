@@ -5,15 +5,23 @@
 
 A face, not a format: it reads the live state at scrape time (a scrape runs no check).
 Also importable as ``health_middleware.formats.HealthCollector``.
+
+A custom collector is not aggregated across processes: under several workers each
+worker's ``/metrics`` is scraped apart. An instance check's metrics come only from
+the worker that ran its last result (``report.reported_here``), so the instance
+reports each once; checks with ``scope="process"`` and the whole come from every
+worker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from health_middleware.formats.openmetrics import families, require
 from health_middleware.health import Health
+from health_middleware.report import reported_here
 
 if TYPE_CHECKING:  # an optional dependency, imported when used
     from prometheus_client.metrics_core import Metric
@@ -28,4 +36,5 @@ class HealthCollector:
         self._health = health
 
     def collect(self) -> Iterator[Metric]:
-        yield from families(self._health.report())
+        report = self._health.report()
+        yield from families(replace(report, checks=reported_here(report)))

@@ -32,9 +32,9 @@ from health_middleware.endpoint import (
     normalise_path,
     status_code_map,
 )
-from health_middleware.formats import Ietf, Info, resolve
+from health_middleware.formats import Ietf, Info, Negotiate, resolve
 from health_middleware.prestop import Prestop
-from health_middleware.report import Report, Service
+from health_middleware.report import Report, Service, Transition
 from health_middleware.result import Outcome
 from health_middleware.shared import SharedState, transient
 from health_middleware.snapshot import Snapshot, build
@@ -48,6 +48,9 @@ _VERB = {"pass": "passing", "warn": "warning", "fail": "failing"}
 # on_change callbacks: (check name, or None for the whole; old status or None; new status)
 Listener = Callable[[str | None, Status | None, Status], object]
 L = TypeVar("L", bound=Listener)
+# on_run callbacks: every run this process made, as the refresher records it.
+RunListener = Callable[[Check, Outcome], object]
+HISTORY = 20  # transitions kept for the whole and for each check
 
 
 class Registry:
@@ -69,6 +72,7 @@ class Registry:
         self._endpoints: dict[str, Endpoint] = {}
         self._prestop: Prestop | None = None
         self._listeners: list[Listener] = []
+        self._run_listeners: list[RunListener] = []
         self._lock = threading.Lock()
         self._reset()
         self.snapshot: Snapshot = self._build(-math.inf, started=False)
@@ -83,6 +87,10 @@ class Registry:
         self._version = 0  # the newest shared result this process has taken
         self._overall: Status | None = None
         self._first_round = threading.Event()
+        # The recent transitions, newest first: up to HISTORY for each subject (a
+        # check's name, None for the whole), and all of them merged for the snapshot.
+        self._history: dict[str | None, tuple[Transition, ...]] = {}
+        self.transitions: tuple[Transition, ...] = ()
         # Has a start been asked for in this process? Until then every snapshot is
         # published already expired (valid until -inf), so the first health request
         # takes the slow path, which starts the refresher; the hot path reads no flag.
@@ -133,7 +141,11 @@ class Registry:
         drain: bool,
     ) -> None:
         chosen = resolve(format)  # an unknown format is refused now, not at a request
-        codes = status_code_map(status_codes, ietf=isinstance(chosen, Ietf))
+        ietf = isinstance(chosen, Ietf) or (
+            isinstance(chosen, Negotiate)
+            and any(isinstance(f, Ietf) for f in chosen.formats.values())
+        )
+        codes = status_code_map(status_codes, ietf=ietf)
         endpoint = Endpoint(normalise_path(path), group, chosen, details, codes, drain)
         with self._lock:
             if endpoint.path in self._endpoints or (
@@ -157,6 +169,14 @@ class Registry:
         if not callable(callback):
             raise TypeError("on_change needs a callable")
         self._listeners.append(callback)
+        return callback
+
+    def on_run(self, callback: RunListener) -> RunListener:
+        """Call ``callback(check, outcome)`` for every run this process makes (on the
+        refresher, never on a request); one that raises is logged and skipped."""
+        if not callable(callback):
+            raise TypeError("on_run needs a callable")
+        self._run_listeners.append(callback)
         return callback
 
     @property
@@ -259,8 +279,12 @@ class Registry:
                 change = state.adopt(record)
                 if change is not None:
                     logger.debug("check %r is %s (from another worker)", name, change[1])
+                    self._remember(name, *change, state.changed_at or time.time())
         if rows and all(s.reported is not None for s in self._states.values()):
-            self._overall = self.report().status
+            overall = self.report().status
+            if overall != self._overall:
+                self._remember(None, self._overall, overall, time.time())
+            self._overall = overall
         draining = shared.flag(DRAINING)
         if draining != self._instance_draining:
             self._instance_draining, changed = draining, True
@@ -276,17 +300,36 @@ class Registry:
         self.publish()
 
     def record(self, state: CheckState, outcome: Outcome) -> None:
+        for listener in self._run_listeners:
+            try:
+                listener(state.check, outcome)
+            except Exception:
+                logger.exception("an on_run callback raised; it is skipped")
+        _note_slowness(state, outcome)
         change = state.record(outcome)
         if change is None:
             return
-        self._changed(state.check.name, *change, outcome.detail)
+        self._changed(state.check.name, *change, outcome.detail, outcome.time)
         if all(s.reported is not None for s in self._states.values()):
             overall = self.report().status
             if overall != self._overall:
                 old, self._overall = self._overall, overall
-                self._changed(None, old, overall, None)
+                self._changed(None, old, overall, None, outcome.time)
 
-    def _changed(self, name: str | None, old: Status | None, new: Status, why: str | None) -> None:
+    def _remember(self, name: str | None, old: Status | None, new: Status, at: float) -> None:
+        """Keep a transition in the short history the status page shows."""
+        transition = Transition(name, old, new, at)
+        before = self._history.get(name, ())
+        self._history = {**self._history, name: (transition, *before)[:HISTORY]}
+        merged = (transition, *self.transitions)  # newest first, as recorded
+        if len(before) == HISTORY:  # the subject's oldest has been dropped
+            merged = tuple(t for t in merged if t is not before[-1])
+        self.transitions = merged
+
+    def _changed(
+        self, name: str | None, old: Status | None, new: Status, why: str | None, at: float
+    ) -> None:
+        self._remember(name, old, new, at)
         what = "the service" if name is None else f"check {name!r}"
         if new == "pass":
             log = logger.info if old is not None else logger.debug
@@ -344,6 +387,7 @@ class Registry:
             started=started,
             prestop=self._prestop,
             details_token=self.details_token,
+            transitions=self.transitions,
         )
 
     def after_fork(self) -> None:
@@ -356,3 +400,27 @@ class Registry:
         for state in self._states.values():
             state.reset()
         self.snapshot = Snapshot(self.snapshot.answers, -math.inf, started=False)
+
+
+def _note_slowness(state: CheckState, outcome: Outcome) -> None:
+    """Log once per change a check whose runs take more than half its timeout: one
+    drifting towards its timeout is seen before it fails."""
+    timeout = state.check.timeout
+    slow = outcome.duration > timeout / 2
+    if slow == state.slow:
+        return
+    state.slow = slow
+    if slow:
+        logger.warning(
+            "check %r is slow: its run took %.3f s, more than half its timeout (%g s)",
+            state.check.name,
+            outcome.duration,
+            timeout,
+        )
+    else:
+        logger.info(
+            "check %r is no longer slow: its run took %.3f s (timeout %g s)",
+            state.check.name,
+            outcome.duration,
+            timeout,
+        )

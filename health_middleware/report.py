@@ -33,12 +33,24 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of status: of a check (its name), or of the whole (``None``)."""
+
+    name: str | None
+    old: Status | None  # None: the first result
+    new: Status
+    time: float  # Unix time
+
+
+@dataclass(frozen=True, slots=True)
 class Counted:
     """One check as an endpoint counts it."""
 
     check: Check
     outcome: Outcome
     last_success: float | None
+    changed_at: float | None = None  # when its reported status last changed
+    ran_here: bool = True  # this process ran the reported result (not another worker)
 
     @property
     def name(self) -> str:
@@ -62,6 +74,8 @@ class Report:
     # Whether a failing non-critical check only degrades this report to warn (the
     # full report), rather than failing it (a probe or tag group).
     softened: bool = False
+    # The recent changes of status of the whole and of every check, newest first.
+    transitions: tuple[Transition, ...] = ()
 
     @property
     def stale(self) -> bool:
@@ -82,6 +96,14 @@ class Report:
         if any(c.name == name for c in self.checks):
             return f"{name} (health)"  # a check's name has no space: never the same
         return name
+
+
+def reported_here(report: Report) -> tuple[Counted, ...]:
+    """The checks a per-process exporter (a Prometheus collector, OpenTelemetry's
+    gauges) reports in this process: those whose result it ran itself. Under several
+    workers an instance check's result is reported by the worker that ran it, once
+    per instance, however many workers adopted it; alone, a process ran them all."""
+    return tuple(counted for counted in report.checks if counted.ran_here)
 
 
 def unpublished() -> Report:

@@ -10,16 +10,17 @@ time, and each endpoint answers its ``expired_*`` responses (the report's phase
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import orjson
 
 from health_middleware.check import CheckState
-from health_middleware.endpoint import Endpoint, evaluate
+from health_middleware.endpoint import Endpoint, Format, evaluate
+from health_middleware.formats.negotiate import Negotiate
 from health_middleware.prestop import Prestop, bearer_matches
-from health_middleware.report import Report, Service, unpublished
+from health_middleware.report import Report, Service, Transition, unpublished
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared, head_of, prepare
 
 logger = logging.getLogger("health_middleware")
@@ -34,8 +35,12 @@ class Answers:
     prestop: Prestop | None = None  # the pre-stop endpoint acts rather than answers
     detailed: Answers | None = None  # for a request bearing the details token
     token: bytes | None = None  # the details token
-    # Whether every request needs the slow path (an action, or a token to compare): a
-    # plain field, read on every probe, where a property would cost a call.
+    # The variants of an endpoint with format="negotiate" (these answers are its
+    # default's): the request's Accept header and ?format= choose one.
+    negotiation: Negotiation | None = None
+    # Whether every request needs the slow path (an action, a token to compare, a
+    # variant to choose): a plain field, read on every probe, where a property
+    # would cost a call.
     slow: bool = False
 
     def for_bearer(self, authorization: bytes | None) -> Answers:
@@ -45,6 +50,17 @@ class Answers:
         if detailed is not None and token is not None and bearer_matches(authorization, token):
             return detailed
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiation:
+    """An endpoint's variants, each with its own answers (and detailed answers)."""
+
+    format: Negotiate
+    variants: Mapping[str, Answers]
+
+    def choose(self, accept: bytes | None, query: bytes | str | None) -> Answers:
+        return self.variants[self.format.pick(accept, query)]
 
 
 class Decision(NamedTuple):
@@ -60,6 +76,12 @@ class Decision(NamedTuple):
 # The Authorization header, read only where a decision needs it (the pre-stop
 # endpoint, a details token): most slow requests never look at the headers.
 Authorization = Callable[[], bytes | None]
+# The Accept header and the query string, read only for an endpoint that negotiates.
+Accept = Callable[[], tuple[bytes | None, bytes | str | None]]
+
+
+def _nothing() -> tuple[None, None]:
+    return None, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +91,20 @@ class Snapshot:
     started: bool = True  # False until a start was asked for in this process
 
     def decide(
-        self, path: str, method: str | None, authorization: Authorization, now: float
+        self,
+        path: str,
+        method: str | None,
+        authorization: Authorization,
+        now: float,
+        accept: Accept = _nothing,
     ) -> Decision:
         """The slow path's answer for a request to ``path`` (one of the snapshot's),
         at ``now`` (``time.monotonic()``). The faces inline the fast path (a plain
         endpoint, not expired, GET/HEAD/other) and must agree with this."""
         answers = self.answers[path]
+        negotiation = answers.negotiation
+        if negotiation is not None:
+            answers = negotiation.choose(*accept())
         if not self.started:
             return Decision(_pick(answers, method, expired=False), start=True)
         prestop = answers.prestop
@@ -102,12 +132,25 @@ _RENDER_FAILED = "application/health+json"
 _reported_failures: set[tuple[str, str]] = set()  # (path, error kind): logged once each
 
 
-def _render(endpoint: Endpoint, report: Report, service: Service, now: float) -> Prepared:
-    """The endpoint's finished response; a format that raises is contained: this
-    endpoint answers 500 saying so, and every other endpoint is unaffected."""
+_VARY = (("vary", "Accept"),)
+Extra = tuple[tuple[str, str], ...]  # headers beyond those every response has
+
+
+def _render(
+    endpoint: Endpoint,
+    report: Report,
+    service: Service,
+    now: float,
+    *,
+    format: Format,
+    extra: Extra,
+) -> Prepared:
+    """The endpoint's finished response in ``format``; a format that raises is
+    contained: this endpoint answers 500 saying so, and every other endpoint is
+    unaffected."""
     try:
-        rendered = endpoint.format.render(report, endpoint, service, now)
-        return prepare(rendered.status, rendered.content_type, rendered.body)
+        rendered = format.render(report, endpoint, service, now)
+        return prepare(rendered.status, rendered.content_type, rendered.body, extra)
     except Exception as exc:
         kind = type(exc).__name__
         if (endpoint.path, kind) not in _reported_failures:
@@ -116,13 +159,44 @@ def _render(endpoint: Endpoint, report: Report, service: Service, now: float) ->
         body = orjson.dumps(
             {"status": "fail", "output": f"the report could not be rendered: {kind}"}
         )
-        return prepare(500, _RENDER_FAILED, body)
+        return prepare(500, _RENDER_FAILED, body, extra)
 
 
-def _answers(endpoint: Endpoint, report: Report, service: Service, now: float) -> Answers:
-    get = _render(endpoint, report, service, now)
-    expired = _render(endpoint, unpublished(), service, now)
-    return Answers(get, head_of(get), expired, head_of(expired))
+@dataclass(frozen=True, slots=True)
+class _Renderer:
+    """What every endpoint of one snapshot is rendered with."""
+
+    service: Service
+    exposed: Service | None  # set: each endpoint also has a detailed twin for the token
+    token: bytes | None
+    now: float
+
+    def answers(
+        self, endpoint: Endpoint, report: Report, service: Service, format: Format, extra: Extra
+    ) -> Answers:
+        now = self.now
+        get = _render(endpoint, report, service, now, format=format, extra=extra)
+        expired = _render(endpoint, unpublished(), service, now, format=format, extra=extra)
+        return Answers(get, head_of(get), expired, head_of(expired))
+
+    def entry(
+        self, endpoint: Endpoint, report: Report, format: Format, extra: Extra = ()
+    ) -> Answers:
+        """One endpoint's (or variant's) answers, with their detailed twin."""
+        entry = self.answers(endpoint, report, self.service, format, extra)
+        if self.exposed is not None:
+            details = self.answers(endpoint, report, self.exposed, format, extra)
+            entry = replace(entry, detailed=details, token=self.token, slow=True)
+        return entry
+
+    def negotiated(self, endpoint: Endpoint, negotiate: Negotiate, report: Report) -> Answers:
+        """Every variant rendered now; a request only picks one (``Snapshot.decide``)."""
+        variants = {
+            name: self.entry(endpoint, report, variant, _VARY)
+            for name, variant in negotiate.formats.items()
+        }
+        default = variants[negotiate.default]
+        return replace(default, negotiation=Negotiation(negotiate, variants), slow=True)
 
 
 def build(
@@ -136,6 +210,7 @@ def build(
     started: bool = True,
     prestop: Prestop | None = None,
     details_token: str | None = None,
+    transitions: tuple[Transition, ...] = (),
 ) -> Snapshot:
     """Render every endpoint; with a details token, each also with error messages."""
     states = tuple(states)
@@ -147,14 +222,18 @@ def build(
         )
     # With expose_errors every answer has the details already: no token needed.
     detailed = details_token is not None and not service.expose_errors
-    exposed = replace(service, expose_errors=True) if detailed else service
+    exposed = replace(service, expose_errors=True) if detailed else None
     token = details_token.encode("ascii") if details_token else None
+    renderer = _Renderer(service, exposed, token, now)
     for endpoint in endpoints:
         report = evaluate(endpoint, states, draining)
-        entry = _answers(endpoint, report, service, now)
-        if detailed:
-            details = _answers(endpoint, report, exposed, now)
-            entry = replace(entry, detailed=details, token=token, slow=True)
+        if transitions:
+            report = replace(report, transitions=transitions)
+        chosen = endpoint.format
+        if isinstance(chosen, Negotiate):
+            entry = renderer.negotiated(endpoint, chosen, report)
+        else:
+            entry = renderer.entry(endpoint, report, chosen)
         answers[endpoint.path] = entry
         if endpoint.path != "/":
             answers[endpoint.path + "/"] = entry

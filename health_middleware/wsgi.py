@@ -13,8 +13,8 @@ from health_middleware.shutdown import in_gunicorn_worker
 _monotonic = time.monotonic
 
 
-def _authorization(environ: WSGIEnvironment) -> bytes | None:
-    header = environ.get("HTTP_AUTHORIZATION")
+def _header(environ: WSGIEnvironment, key: str) -> bytes | None:
+    header = environ.get(key)
     if not isinstance(header, str):
         return None
     # PEP 3333 headers are Latin-1 strings; a server (or a test client) may pass
@@ -61,7 +61,7 @@ class WSGIHealthMiddleware:
                 response = answers.head
             else:
                 response = METHOD_NOT_ALLOWED
-        else:  # not yet started, expired, a token to compare, or the pre-stop action
+        else:  # not yet started, expired, a token, a variant to choose, or pre-stop
             response = self._slow(path, environ)
         start_response(response.wsgi_status, list(response.wsgi_headers))
         return [response.body] if response.body else []
@@ -73,14 +73,18 @@ class WSGIHealthMiddleware:
         registry, method = self._registry, environ.get("REQUEST_METHOD")
 
         def authorization() -> bytes | None:
-            return _authorization(environ)
+            return _header(environ, "HTTP_AUTHORIZATION")
 
-        decision = registry.snapshot.decide(path, method, authorization, _monotonic())
+        def accept() -> tuple[bytes | None, str | None]:
+            query = environ.get("QUERY_STRING")
+            return _header(environ, "HTTP_ACCEPT"), query if isinstance(query, str) else None
+
+        decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.start:
             self._runtime.start_in_thread()
             if self.health.wait_first_round:
                 registry.wait_first_round_sync()
-            decision = registry.snapshot.decide(path, method, authorization, _monotonic())
+            decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.revive:
             self._runtime.revive()
         if decision.drain_for is not None:

@@ -2,8 +2,10 @@
 time, when a snapshot is built: every format costs a request the same.
 
 ``format=`` takes a name (``"ietf"``, ``"microprofile"``, ``"spring"``,
-``"envelope"``, ``"text"``, ``"openmetrics"``) or a format object for options, e.g.
-``Envelope(ok="服务正常运行")`` or ``MicroProfile(version="1.0")``.
+``"envelope"``, ``"text"``, ``"openmetrics"``, ``"html"``: the status page, or
+``"negotiate"``: each request's ``Accept`` header or ``?format=`` chooses) or a format
+object for options, e.g. ``Envelope(ok="服务正常运行")``, ``MicroProfile(version="1.0")``,
+``Html(refresh=10)`` or ``Negotiate(default="text")``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 from health_middleware.formats.base import Format, Rendered, status_code
 from health_middleware.formats.envelope import Envelope
+from health_middleware.formats.html import Html
 from health_middleware.formats.ietf import Ietf
 from health_middleware.formats.info import Info
 from health_middleware.formats.microprofile import MicroProfile
+from health_middleware.formats.negotiate import Negotiate
 from health_middleware.formats.openmetrics import OpenMetrics, moved
 from health_middleware.formats.spring import Spring
 from health_middleware.formats.text import Text
@@ -27,6 +31,8 @@ NAMED: dict[str, Callable[[], Format]] = {
     "envelope": Envelope,
     "text": Text,
     "openmetrics": OpenMetrics,
+    "html": Html,
+    "negotiate": Negotiate,
 }
 
 
@@ -52,9 +58,11 @@ __all__ = [
     "Envelope",
     "Format",
     "HealthCollector",
+    "Html",
     "Ietf",
     "Info",
     "MicroProfile",
+    "Negotiate",
     "OpenMetrics",
     "Rendered",
     "Spring",

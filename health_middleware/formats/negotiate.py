@@ -1,0 +1,94 @@
+"""``format="negotiate"``: one URL, every reader. The endpoint renders each of its
+variants ahead of time (``snapshot.build``), and a request gets the one its
+``?format=`` names, else the one its ``Accept`` header rates highest, else the
+default: a probe or a tool that asks for nothing it has is never refused. Every
+variant's response carries ``Vary: Accept``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from health_middleware.endpoint import Endpoint, Format
+from health_middleware.formats.base import Rendered
+from health_middleware.formats.html import Html
+from health_middleware.formats.ietf import Ietf
+from health_middleware.formats.text import Text
+from health_middleware.negotiate import choose
+from health_middleware.report import Report, Service
+
+# Each variant's media types, the first being the one its response is sent as.
+MEDIA_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "ietf": ("application/health+json", "application/json"),
+        "text": ("text/plain",),
+        "openmetrics": ("application/openmetrics-text",),
+        "html": ("text/html", "application/xhtml+xml"),
+    }
+)
+_CACHE_SIZE = 256  # distinct (Accept, query) pairs remembered per endpoint
+_CACHE_KEY = 512  # longer pairs are chosen afresh, never kept (memory stays bounded)
+
+
+def _default_formats() -> dict[str, Format]:
+    formats: dict[str, Format] = {"ietf": Ietf(), "text": Text(), "html": Html()}
+    try:
+        from health_middleware.formats.openmetrics import OpenMetrics
+
+        formats["openmetrics"] = OpenMetrics()
+    except ImportError:  # no prometheus_client: openmetrics is not offered
+        pass
+    return formats
+
+
+@dataclass(frozen=True, eq=False)
+class Negotiate:
+    """The variants an endpoint offers (``ietf``, ``text``, ``openmetrics``,
+    ``html``: by default all four, openmetrics where ``prometheus_client`` is
+    installed) and the ``default`` for a request that asks for none of them."""
+
+    default: str = "ietf"
+    formats: Mapping[str, Format] = field(default_factory=_default_formats)
+    _chosen: dict[tuple[bytes | None, bytes | str | None], str] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.formats, Mapping) or not self.formats:
+            raise TypeError("Negotiate(formats=...) must map variant names to format objects")
+        unknown = set(self.formats) - set(MEDIA_TYPES)
+        if unknown:
+            raise ValueError(
+                f"Negotiate(formats=...) has unknown variants {sorted(unknown)}: "
+                f"choose from {sorted(MEDIA_TYPES)}"
+            )
+        for name, variant in self.formats.items():
+            if not callable(getattr(variant, "render", None)):
+                raise TypeError(f"Negotiate(formats=...)[{name!r}] must be a format object")
+        if self.default not in self.formats:
+            raise ValueError(f"Negotiate(default={self.default!r}) must be one of its formats")
+        object.__setattr__(self, "formats", MappingProxyType(dict(self.formats)))
+
+    @property
+    def offers(self) -> tuple[tuple[str, str], ...]:
+        """(variant, media type) pairs, the default's first: it wins every tie."""
+        names = [self.default, *(n for n in self.formats if n != self.default)]
+        return tuple((name, media) for name in names for media in MEDIA_TYPES[name])
+
+    def pick(self, accept: bytes | None, query: bytes | str | None) -> str:
+        """The variant for a request (remembered for the headers seen most)."""
+        key = (accept, query)
+        name = self._chosen.get(key)
+        if name is None:
+            name = choose(accept, self.offers, self.default, query)
+            if len(accept or b"") + len(query or b"") <= _CACHE_KEY:
+                if len(self._chosen) >= _CACHE_SIZE:
+                    self._chosen.clear()
+                self._chosen[key] = name
+        return name
+
+    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+        """The default variant (``snapshot.build`` renders every variant itself)."""
+        return self.formats[self.default].render(report, endpoint, service, now)
