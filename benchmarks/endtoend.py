@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tests.support import Server, get, gunicorn, server, uvicorn
+from tests.support import Server, get, granian, gunicorn, server, uvicorn
 
 CONNECTIONS = 16
 
@@ -95,6 +95,7 @@ class Stack:
 
 _QUIET = ("--no-access-log", "--log-level", "warning")
 _GUNICORN = ("-w", "1", "--log-level", "warning")
+_GRANIAN = ("--no-ws", "--log-level", "warning")
 STACKS = [
     Stack(
         "uvicorn",
@@ -133,8 +134,8 @@ STACKS = [
             "uvloop",
         ],
     ),
-    Stack("granian-asgi", "asgi", lambda app: _granian("asgi", app)),
-    Stack("granian-wsgi", "wsgi", lambda app: _granian("wsgi", app)),
+    Stack("granian-asgi", "asgi", lambda app: granian("asgi", app, *_GRANIAN)),
+    Stack("granian-wsgi", "wsgi", lambda app: granian("wsgi", app, *_GRANIAN)),
 ]
 STACK = {stack.name: stack for stack in STACKS}
 
@@ -143,24 +144,6 @@ def _built(app: str) -> str:
     """``module:name`` as ``module:build('name')`` (see benchmarks.apps.build)."""
     module, _, name = app.partition(":")
     return f"{module}:build({name!r})" if module == "benchmarks.apps" else app
-
-
-def _granian(interface: str, app: str) -> list[str]:
-    return [
-        "granian",
-        "--interface",
-        interface,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--workers",
-        "1",
-        "--no-ws",
-        "--log-level",
-        "warning",
-        app,
-    ]
 
 
 # Each app with its path and what it is; "bare" is the limit, "ours" the subject.

@@ -370,7 +370,7 @@ def long_rows(run: host.LongRun, targets: list[tuple[str, str, bool | None]]) ->
     )  # fmt: skip
     growth = run.growth()
     verdict = ", ".join(
-        f"{name} {before:g} -> {after:g} ({'flat' if ok else 'growing'})"
+        f"{name} {before:.1f} -> {after:.1f} ({'flat' if ok else 'growing'})"
         for name, (before, after, ok) in growth.items()
     )
     lines += ["", f"After the first sample: {verdict or 'too few samples'}."]
