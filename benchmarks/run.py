@@ -87,7 +87,9 @@ class Plan:
         """Seconds this plan should take on a 2-core machine."""
         seconds = IN_PROCESS_SECONDS if self.in_process else 0.0
         for scenario in self.scenarios:
-            extra = next((v for k, v in OVERHEAD.items() if k in scenario.app), 2.0)
+            extra = next((v for k, v in OVERHEAD.items() if k in scenario.app), 2.5)
+            if scenario.hung and scenario.role == "peer":
+                extra += 3.0  # a peer that never answers: its readiness wait runs out
             seconds += self.rounds * (max(1, round(self.duration)) + extra)
         seconds += len(self.runs) * (self.host_seconds + 1 + 4)
         seconds += len(self.agree) * (5 * 2.5 + 5)
