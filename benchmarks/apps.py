@@ -9,6 +9,9 @@ that never returns.
 - ``fastapi_health``: the fastapi-health package
 - ``flask_healthcheck``: Flask with py-healthcheck (it caches a pass for 27 s by default)
 - ``django_health_check``: django-health-check's view
+- ``slow_wsgi`` / ``cpu_asgi``: health_middleware in front of an app whose other
+  requests keep the worker busy (2 s asleep in a sync worker; 200 ms of CPU on the
+  event loop), for the probe latency under saturation
 """
 
 from __future__ import annotations
@@ -103,14 +106,18 @@ def _ours_asgi() -> Any:
     return HealthMiddleware(_counting_asgi, _health())
 
 
-def _ours_wsgi() -> Any:
+def _ours_wsgi_around(app: Any) -> Any:
     from health_middleware import Health, WSGIHealthMiddleware
 
     health = Health(interval=1.0, timeout=1.0)
     health.add_check("dependency:responseTime", check_sync)
     if HUNG:
         health.add_check("hung", hang_sync, critical=False)
-    return WSGIHealthMiddleware(_counting_wsgi, health)
+    return WSGIHealthMiddleware(app, health)
+
+
+def _ours_wsgi() -> Any:
+    return _ours_wsgi_around(_counting_wsgi)
 
 
 # -- route-based endpoints and the peers ---------------------------------------------------
@@ -226,6 +233,34 @@ def _django_health_check() -> Any:
 
 urlpatterns: list[Any] = []
 
+
+def _spin(seconds: float) -> None:
+    """Burn ``seconds`` of CPU (holding the GIL and, in an ASGI app, the loop)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def _slow_wsgi() -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/work":
+            time.sleep(2.0)
+        return _counting_wsgi(environ, start_response)
+
+    return _ours_wsgi_around(app)
+
+
+def _cpu_asgi() -> Any:
+    from health_middleware import HealthMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/work":
+            _spin(0.2)
+        await _counting_asgi(scope, receive, send)
+
+    return HealthMiddleware(app, _health())
+
+
 _BUILDERS = {
     "ours_asgi": _ours_asgi,
     "ours_wsgi": _ours_wsgi,
@@ -234,6 +269,8 @@ _BUILDERS = {
     "fastapi_health": _fastapi_health,
     "flask_healthcheck": _flask_healthcheck,
     "django_health_check": _django_health_check,
+    "slow_wsgi": _slow_wsgi,
+    "cpu_asgi": _cpu_asgi,
 }
 
 
@@ -244,3 +281,10 @@ def __getattr__(name: str) -> Any:
         globals()[name] = app
         return app
     raise AttributeError(name)
+
+
+def build(name: str) -> Any:
+    """The app ``name``, for servers that look it up by evaluating their argument in the
+    module's namespace (hypercorn: ``benchmarks.apps:build('ours_asgi')``), which misses
+    the module's ``__getattr__``."""
+    return globals()[name] if name in globals() else __getattr__(name)

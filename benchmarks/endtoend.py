@@ -1,5 +1,8 @@
-"""End to end on loopback: real servers, one worker each, loaded by wrk (Debian's
-package) with 16 connections; every health endpoint has the same 2 ms dependency."""
+"""End to end on loopback: real servers, one worker each pinned to one core, loaded by
+wrk (Debian's package) on another core with 16 connections; every health endpoint has
+the same 2 ms dependency. The stacks: uvicorn with httptools and uvloop (the main ASGI
+rows) and with h11 and asyncio, gunicorn's sync and gthread (the main WSGI rows) workers
+and uvicorn's worker for it, hypercorn, granian (ASGI and WSGI)."""
 
 from __future__ import annotations
 
@@ -11,26 +14,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tests.support import Server, get, gunicorn, server, uvicorn
+from tests.support import Server, get, granian, gunicorn, server, uvicorn
 
 CONNECTIONS = 16
-
-
-@dataclass
-class Load:
-    server: str
-    app: str
-    path: str
-    hung: bool
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int  # socket errors and timeouts
-    non_2xx: int
-    check_runs_per_s: float
 
 
 def wrk_binary() -> str:
@@ -81,8 +70,8 @@ def _runs(running: Server) -> int:
         return -1
 
 
-def _ready(running: Server, path: str) -> None:
-    deadline = time.monotonic() + 20
+def _ready(running: Server, path: str, bound: float) -> None:
+    deadline = time.monotonic() + bound
     while True:
         try:
             if get(running.port, path, timeout=1).status == 200:
@@ -94,32 +83,127 @@ def _ready(running: Server, path: str) -> None:
         time.sleep(0.05)
 
 
-SERVERS = {
-    "uvicorn": lambda app: uvicorn(
-        f"benchmarks.apps:{app}", "--no-access-log", "--log-level", "warning"
+@dataclass(frozen=True)
+class Stack:
+    """A server as deployed: one worker, pinned to one core."""
+
+    name: str
+    kind: str  # "asgi" or "wsgi": which apps it serves
+    args: Callable[[str], list[str]]  # the app's "module:attr" -> arguments for python -m
+    main: bool = False  # the main rows of its kind (all peers, the hung dependency)
+
+
+_QUIET = ("--no-access-log", "--log-level", "warning")
+_GUNICORN = ("-w", "1", "--log-level", "warning")
+_GRANIAN = ("--no-ws", "--log-level", "warning")
+STACKS = [
+    Stack(
+        "uvicorn",
+        "asgi",
+        lambda app: uvicorn(app, "--http", "httptools", "--loop", "uvloop", *_QUIET),
+        main=True,
     ),
-    "gunicorn": lambda app: gunicorn(
-        f"benchmarks.apps:{app}",
-        "-k",
-        "gthread",
-        "-w",
-        "1",
-        "--threads",
-        "4",
-        "--log-level",
-        "warning",
+    Stack(
+        "uvicorn-h11",
+        "asgi",
+        lambda app: uvicorn(app, "--http", "h11", "--loop", "asyncio", *_QUIET),
     ),
+    Stack(
+        "gunicorn-gthread",
+        "wsgi",
+        lambda app: gunicorn(app, "-k", "gthread", "--threads", "4", *_GUNICORN),
+        main=True,
+    ),
+    Stack("gunicorn-sync", "wsgi", lambda app: gunicorn(app, "-k", "sync", *_GUNICORN)),
+    Stack(
+        "gunicorn-uvicorn-worker",
+        "asgi",
+        lambda app: gunicorn(app, "-k", "uvicorn_worker.UvicornWorker", *_GUNICORN),
+    ),
+    Stack(
+        "hypercorn",
+        "asgi",
+        lambda app: [
+            "hypercorn",
+            _built(app),
+            "--bind",
+            "127.0.0.1:{port}",
+            "-w",
+            "1",
+            "-k",
+            "uvloop",
+        ],
+    ),
+    Stack("granian-asgi", "asgi", lambda app: granian("asgi", app, *_GRANIAN)),
+    Stack("granian-wsgi", "wsgi", lambda app: granian("wsgi", app, *_GRANIAN)),
+]
+STACK = {stack.name: stack for stack in STACKS}
+
+
+def _built(app: str) -> str:
+    """``module:name`` as ``module:build('name')`` (see benchmarks.apps.build)."""
+    module, _, name = app.partition(":")
+    return f"{module}:build({name!r})" if module == "benchmarks.apps" else app
+
+
+# Each app with its path and what it is; "bare" is the limit, "ours" the subject.
+APPS = {
+    "asgi": [
+        ("bare", "bare_asgi", "/health"),
+        ("ours", "ours_asgi", "/health/ready"),
+        ("peer", "fastapi_health", "/health"),
+        ("peer", "fastapi_route", "/health"),
+        ("peer", "starlette_route", "/health"),
+    ],
+    "wsgi": [
+        ("bare", "bare_wsgi", "/health"),
+        ("ours", "ours_wsgi", "/health/ready"),
+        ("peer", "flask_healthcheck", "/health"),
+        ("peer", "django_health_check", "/health?format=json"),
+    ],
 }
+# The peers on a stack that is not its kind's main one, by default (--all-peers: all).
+SIDE_PEERS = {"asgi": ("fastapi_health",), "wsgi": ("flask_healthcheck",)}
+HUNG_APPS = {"asgi": ("ours_asgi", "fastapi_health"), "wsgi": ("ours_wsgi", "flask_healthcheck")}
 
 
-def _cores() -> tuple[set[int], set[int]] | None:
+@dataclass(frozen=True)
+class Scenario:
+    stack: str
+    role: str  # bare, ours or peer
+    app: str
+    path: str
+    hung: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"e2e:{self.stack}:{self.app}{':hung' if self.hung else ''}"
+
+
+def scenarios(all_peers: bool = False) -> list[Scenario]:
+    """Every stack's rows: the bare app, ours, its peers; the hung dependency on the
+    main stacks."""
+    plan = []
+    for stack in STACKS:
+        for role, app, path in APPS[stack.kind]:
+            if role != "peer" or stack.main or all_peers or app in SIDE_PEERS[stack.kind]:
+                plan.append(Scenario(stack.name, role, app, path))
+    for stack in STACKS:
+        if stack.main:
+            for role, app, path in APPS[stack.kind]:
+                if app in HUNG_APPS[stack.kind]:
+                    plan.append(Scenario(stack.name, role, app, path, hung=True))
+    return plan
+
+
+def cores() -> tuple[set[int], set[int]] | None:
     """One core for the server, another for wrk, so they do not fight over one."""
     cores = sorted(os.sched_getaffinity(0))
     return ({cores[0]}, {cores[1]}) if len(cores) >= 2 else None
 
 
 @contextlib.contextmanager
-def _pinned(cores: set[int] | None) -> Iterator[None]:
+def pinned(cores: set[int] | None) -> Iterator[None]:
     """Processes started inside inherit ``cores`` as their CPU affinity."""
     if cores is None:
         yield
@@ -132,68 +216,63 @@ def _pinned(cores: set[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def measure(server_name: str, app: str, path: str, duration: float, hung: bool = False) -> Load:
-    wrk = wrk_binary()
+def wrk_command(port: int, path: str, seconds: float, connections: int = CONNECTIONS) -> list[str]:
+    return [
+        wrk_binary(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "2s",
+        f"http://127.0.0.1:{port}{path}",
+    ]
+
+
+@dataclass
+class Load:
+    scenario: Scenario
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors and timeouts
+    non_2xx: int
+    check_runs_per_s: float
+
+
+def measure(scenario: Scenario, duration: float) -> Load:
+    """One wrk run of ``scenario`` against a fresh server."""
+    hung = scenario.hung
     env = {"BENCH_HUNG": "1" if hung else "0"}
-    server_cores, wrk_cores = _cores() or (None, None)
+    args = STACK[scenario.stack].args(f"benchmarks.apps:{scenario.app}")
+    server_cores, wrk_cores = cores() or (None, None)
     with contextlib.ExitStack() as stack:
-        with _pinned(server_cores):  # the server (and its workers) inherit the core
-            running = stack.enter_context(server(SERVERS[server_name](app), env, ready="/_runs"))
-        _ready(running, path)
+        with pinned(server_cores):  # the server (and its workers) inherit the core
+            running = stack.enter_context(server(args, env, ready="/_runs"))
+        _ready(running, scenario.path, 3.0 if hung else 20.0)
         for _ in range(50):  # warm-up
             try:
-                get(running.port, path, timeout=3 if not hung else 0.2)
+                get(running.port, scenario.path, timeout=3 if not hung else 0.2)
             except (OSError, http.client.HTTPException):
                 break
         before, started = _runs(running), time.monotonic()
-        command = [
-            wrk,
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            "--timeout",
-            "2s",
-            f"http://127.0.0.1:{running.port}{path}",
-        ]
-        with _pinned(wrk_cores):
+        with pinned(wrk_cores):
             result = subprocess.run(
-                command, capture_output=True, text=True, timeout=duration + 60, check=False
+                wrk_command(running.port, scenario.path, duration),
+                capture_output=True,
+                text=True,
+                timeout=duration + 60,
+                check=False,
             )
         elapsed = time.monotonic() - started
         after = _runs(running)
     rps, p50, p99, errors, non_2xx = parse_wrk(result.stdout)
     runs = (after - before) / elapsed if before >= 0 and after >= 0 else float("nan")
-    load = Load(server_name, app, path, hung, rps, p50, p99, errors, non_2xx, runs)
     print(
-        f"  {server_name} {app}{' (hung)' if hung else ''}: {rps:.0f} req/s, p99 {p99:.2f} ms"
-        + ("" if rps else f"\n{result.stdout}{result.stderr}{running.output()}"),
+        f"  {scenario.stack} {scenario.app}{' (hung)' if hung else ''}: "
+        f"{rps:.0f} req/s, p99 {p99:.2f} ms"
+        + ("" if rps or hung else f"\n{result.stdout}{result.stderr}{running.output()}"),
         file=sys.stderr,
         flush=True,
     )
-    return load
-
-
-SCENARIOS = [
-    ("uvicorn", "bare_asgi", "/health"),
-    ("uvicorn", "ours_asgi", "/health/ready"),
-    ("uvicorn", "starlette_route", "/health"),
-    ("uvicorn", "fastapi_route", "/health"),
-    ("uvicorn", "fastapi_health", "/health"),
-    ("gunicorn", "bare_wsgi", "/health"),
-    ("gunicorn", "ours_wsgi", "/health/ready"),
-    ("gunicorn", "flask_healthcheck", "/health"),
-    ("gunicorn", "django_health_check", "/health?format=json"),
-]
-HUNG = [
-    ("uvicorn", "ours_asgi", "/health/ready"),
-    ("gunicorn", "ours_wsgi", "/health/ready"),
-    ("uvicorn", "fastapi_health", "/health"),
-    ("gunicorn", "flask_healthcheck", "/health"),
-]
-
-
-def run(duration: float = 5.0) -> list[Load]:
-    loads = [measure(s, a, p, duration) for s, a, p in SCENARIOS]
-    loads += [measure(s, a, p, duration, hung=True) for s, a, p in HUNG]
-    return loads
+    return Load(scenario, rps, p50, p99, errors, non_2xx, runs)

@@ -1,28 +1,47 @@
-"""Run every benchmark scenario, print one table, write benchmarks/RESULTS.md (and the
+"""Run every benchmark scenario, print one report, write benchmarks/RESULTS.md (and the
 tables between the benchmark markers of README.md).
 
-    python -m benchmarks.run [--duration 5] [--rounds 3] [--in-process-only]
+    python -m benchmarks.run [--duration 3] [--rounds 3] [--long MINUTES]
+                             [--all-peers] [--in-process-only] [--only uvicorn,host:agree]
 
-Speed is given as ratios against a baseline measured in the same run, so the
-results carry over to another machine; each target is printed as met or not.
+Speed is given as ratios against a baseline measured in the same run, so the results
+carry over to another machine; each end-to-end figure is the median of interleaved
+rounds with the lowest and highest round; each target is printed as met or missed.
+``--only`` runs just the rows whose key contains one of its words (keys: ``in-process``,
+``e2e:STACK:APP[:hung]``, ``host:runs:SERVER:WORKERS``, ``host:agree:SERVER``,
+``host:probe:LOAD:PORT``, ``long``) and then writes no file: it is for trying a row.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import platform
 import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
-from benchmarks import endtoend, inprocess
+from benchmarks import endtoend, host, inprocess
+from benchmarks.endtoend import Load, Scenario
+from benchmarks.spread import Spread, ratio
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 README = Path(__file__).parent.parent / "README.md"
 START, END = "<!-- benchmark-table -->", "<!-- /benchmark-table -->"
+
+WORKERS = (1, 2, 4)
+AGREE_WORKERS = 4
+SERVERS = ("gunicorn-sync", "uvicorn")
+PORTS = ("main", "probe")
+# Seconds a scenario costs beyond its wrk run (start, warm-up, stop), for the estimate.
+OVERHEAD = {"fastapi": 4.0, "starlette": 3.0, "django": 4.0, "flask": 3.0}
+IN_PROCESS_SECONDS = 60.0
 
 
 def _mark(met: bool | None) -> str:
@@ -39,22 +58,6 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def median_loads(rounds: int, duration: float) -> list[endtoend.Load]:
-    """Each scenario ``rounds`` times, interleaved, keeping the median throughput."""
-    runs: dict[tuple[str, str, bool], list[endtoend.Load]] = {}
-    plan = [(s, a, p, False) for s, a, p in endtoend.SCENARIOS]
-    plan += [(s, a, p, True) for s, a, p in endtoend.HUNG]
-    for _ in range(rounds):
-        for server, app, path, hung in plan:
-            load = endtoend.measure(server, app, path, duration, hung)
-            runs.setdefault((server, app, hung), []).append(load)
-    result = []
-    for loads in runs.values():
-        loads.sort(key=lambda load: load.rps)
-        result.append(loads[len(loads) // 2])
-    return result
-
-
 def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
     head = list(header)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -62,17 +65,331 @@ def table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
-    parser.add_argument("--in-process-only", action="store_true")
-    args = parser.parse_args(argv)
-    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    started = time.monotonic()
+@dataclass
+class Plan:
+    """What this run measures, after ``--only``."""
 
+    in_process: bool
+    scenarios: list[Scenario]
+    runs: list[tuple[str, int]]
+    agree: list[str]
+    probes: list[tuple[str, str]]
+    long: float
+    duration: float
+    rounds: int
+
+    @property
+    def host_seconds(self) -> float:
+        """The length of a host row's load: twice a wrk run, at least 2 s."""
+        return max(2.0, 2 * self.duration)
+
+    def estimate(self) -> float:
+        """Seconds this plan should take on a 2-core machine."""
+        seconds = IN_PROCESS_SECONDS if self.in_process else 0.0
+        for scenario in self.scenarios:
+            extra = next((v for k, v in OVERHEAD.items() if k in scenario.app), 2.5)
+            if scenario.hung and scenario.role == "peer":
+                extra += 3.0  # a peer that never answers: its readiness wait runs out
+            seconds += self.rounds * (max(1, round(self.duration)) + extra)
+        seconds += len(self.runs) * (self.host_seconds + 1 + 4)
+        seconds += len(self.agree) * (5 * 2.5 + 5)
+        probing = [p for p in self.probes if p[1] == "main" or host.HAS_PROBE_PORT]
+        seconds += len(probing) * (self.host_seconds + 5 + 4)
+        return seconds + (self.long * 60 + 10 if self.long else 0)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    words = [w for w in (args.only or "").split(",") if w]
+
+    def wanted(key: str) -> bool:
+        return not words or any(word in key for word in words)
+
+    return Plan(
+        in_process=wanted("in-process"),
+        scenarios=(
+            []
+            if args.in_process_only
+            else [s for s in endtoend.scenarios(args.all_peers) if wanted(s.key)]
+        ),
+        runs=(
+            []
+            if args.in_process_only
+            else [(s, n) for s in SERVERS for n in WORKERS if wanted(f"host:runs:{s}:{n}")]
+        ),
+        agree=[] if args.in_process_only else [s for s in SERVERS if wanted(f"host:agree:{s}")],
+        probes=(
+            []
+            if args.in_process_only
+            else [
+                (load, port)
+                for load in host.SATURATION
+                for port in PORTS
+                if wanted(f"host:probe:{load}:{port}")
+            ]
+        ),
+        long=args.long if args.long and wanted("long") else 0.0,
+        duration=args.duration,
+        rounds=args.rounds,
+    )
+
+
+# -- the end-to-end rows ---------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One scenario over all its rounds."""
+
+    scenario: Scenario
+    loads: list[Load]
+
+    def spread(self, figure: str) -> Spread:
+        return Spread.of(getattr(load, figure) for load in self.loads)
+
+    def values(self, figure: str) -> list[float]:
+        return [float(getattr(load, figure)) for load in self.loads]
+
+
+def interleaved(plan: Plan) -> list[Row]:
+    """Each scenario ``rounds`` times, interleaved (round 1 of all, then round 2, ...)."""
+    rows = {scenario: Row(scenario, []) for scenario in plan.scenarios}
+    for number in range(plan.rounds):
+        print(f"round {number + 1} of {plan.rounds}", file=sys.stderr, flush=True)
+        for scenario in plan.scenarios:
+            rows[scenario].loads.append(endtoend.measure(scenario, plan.duration))
+    return list(rows.values())
+
+
+def end_to_end(
+    plan: Plan, rows: list[Row], targets: list[tuple[str, str, bool | None]]
+) -> list[str]:
+    lines = [
+        "",
+        f"## End to end (wrk, {endtoend.CONNECTIONS} connections, "
+        f"{max(1, round(plan.duration))} s, median of {plan.rounds} (lowest-highest))",
+        "",
+        "One worker per server, pinned to one core, wrk on the other. "
+        + "; ".join(
+            f"`{s.name}`: `{' '.join(s.args('APP')).replace('{port}', 'PORT')}`"
+            for s in endtoend.STACKS
+        )
+        + ".",
+        "",
+    ]
+    lines += table(
+        ["stack", "app", "hung dependency", "requests/s", "p50 ms", "p99 ms", "errors",
+         "non-2xx", "check runs/s"],
+        [
+            (
+                r.scenario.stack,
+                r.scenario.app,
+                "yes" if r.scenario.hung else "",
+                r.spread("rps").show(),
+                r.spread("p50_ms").show(2),
+                r.spread("p99_ms").show(2),
+                sum(load.errors for load in r.loads),
+                sum(load.non_2xx for load in r.loads),
+                r.spread("check_runs_per_s").show(1),
+            )
+            for r in rows
+        ],
+    )  # fmt: skip
+    by = {(r.scenario.stack, r.scenario.role, r.scenario.app, r.scenario.hung): r for r in rows}
+    ratio_rows = []
+    for stack in endtoend.STACKS:
+        mine = [r for r in rows if r.scenario.stack == stack.name and not r.scenario.hung]
+        ours = next((r for r in mine if r.scenario.role == "ours"), None)
+        bare = next((r for r in mine if r.scenario.role == "bare"), None)
+        if ours is None:
+            continue
+        speed = p99 = Spread(())
+        if bare is not None:
+            speed = ratio(ours.values("rps"), bare.values("rps"))
+            p99 = ratio(ours.values("p99_ms"), bare.values("p99_ms"))
+            targets.append(
+                (
+                    f"{stack.name}: ours ÷ bare, requests/s (>= 0.97)",
+                    speed.show(2),
+                    _at_least(speed, 0.97),
+                )
+            )
+            targets.append(
+                (f"{stack.name}: our p99 ÷ bare's p99 (<= 1.1)", p99.show(2), _at_most(p99, 1.1))
+            )
+        peers = []
+        for peer in (r for r in mine if r.scenario.role == "peer"):
+            versus = ratio(ours.values("rps"), peer.values("rps"))
+            peers.append(f"{peer.scenario.app} {versus.show(1, 'x')}")
+            if stack.main and peer.scenario.app in endtoend.HUNG_APPS[stack.kind]:
+                targets.append(
+                    (
+                        f"{stack.name}: ours ÷ {peer.scenario.app}, requests/s (>= 5)",
+                        versus.show(1),
+                        _at_least(versus, 5),
+                    )
+                )
+        ratio_rows.append((stack.name, speed.show(2), p99.show(2), "; ".join(peers)))
+        hung = by.get((stack.name, "ours", ours.scenario.app, True))
+        if hung is not None:
+            slower = ratio(hung.values("p99_ms"), ours.values("p99_ms"))
+            targets.append(
+                (
+                    f"{stack.name}: our p99 with a hung check ÷ without (<= 1.1)",
+                    slower.show(2),
+                    _at_most(slower, 1.1),
+                )
+            )
+            runs = ours.spread("check_runs_per_s")
+            targets.append(
+                (
+                    f"{stack.name}: our check runs/s under a probe flood (= 1 check / 1 s)",
+                    f"{runs.show(2)}/s at {ours.spread('rps').show()} probes/s",
+                    None if not runs.values else 0.5 <= runs.median <= 1.5,
+                )
+            )  # fmt: skip
+    lines += ["", "## End to end, ratios (round by round; median (lowest-highest))", ""]
+    header = ["stack", "ours ÷ bare, requests/s", "our p99 ÷ bare's p99"]
+    lines += table([*header, "ours ÷ each peer, requests/s"], ratio_rows)
+    return lines
+
+
+def _at_least(spread: Spread, bound: float) -> bool | None:
+    return None if not spread.values else spread.median >= bound
+
+
+def _at_most(spread: Spread, bound: float) -> bool | None:
+    return None if not spread.values else spread.median <= bound
+
+
+# -- the host rows ---------------------------------------------------------------------------
+
+
+def host_rows(plan: Plan, targets: list[tuple[str, str, bool | None]]) -> list[str]:
+    lines: list[str] = []
+    if plan.runs:
+        runs = [host.runs_per_host(name, n, plan.host_seconds) for name, n in plan.runs]
+        lines += [
+            "",
+            f"## Check runs per host (one check, interval {host.INTERVAL:g} s, "
+            f"under wrk load on /health/ready for {plan.host_seconds:g} s)",
+            "",
+        ]
+        lines += table(
+            ["server", "workers", "check runs", "runs/s", "expected runs/s",
+             "workers that ran it", "requests/s meanwhile"],
+            [
+                (r.server, r.workers, r.runs, f"{r.runs_per_s:.2f}", f"{r.expected_per_s:.2f}",
+                 r.running_pids, f"{r.rps:,.0f}")
+                for r in runs
+            ],
+        )  # fmt: skip
+        for r in runs:
+            if r.workers == 4:
+                met = None if math.isnan(r.runs_per_s) else (
+                    abs(r.runs_per_s - r.expected_per_s) <= 0.1 * r.expected_per_s
+                )  # fmt: skip
+                targets.append(
+                    (
+                        f"{r.server} -w 4: check runs per host (= 1 / interval ± 10 %)",
+                        f"{r.runs_per_s:.2f}/s",
+                        met,
+                    )
+                )
+    if plan.agree:
+        agreed = [host.agreement(name, AGREE_WORKERS) for name in plan.agree]
+        lines += [
+            "",
+            f"## Disagreement after a change ({AGREE_WORKERS} workers, interval "
+            f"{host.INTERVAL:g} s, the flag flipped 5 times, /health/ready polled on fresh "
+            "connections by one client as fast as it goes)",
+            "",
+            "Window: from the first poll showing the new status to the last poll showing "
+            "the old one (0 when no old answer came after the first new one). Detection: "
+            "from the flip to the first poll showing the new status.",
+            "",
+        ]
+        lines += table(
+            ["server", "workers", "polls", "window median ms", "window max ms",
+             "detection median ms", "detection max ms"],
+            [
+                (a.server, a.workers, a.polls,
+                 f"{Spread.of(a.windows_ms).median:.1f}", f"{max(a.windows_ms):.1f}",
+                 f"{Spread.of(a.detect_ms).median:.0f}", f"{max(a.detect_ms):.0f}")
+                for a in agreed
+            ],
+        )  # fmt: skip
+    if plan.probes:
+        probed = [host.probe_latency(load, port, plan.host_seconds) for load, port in plan.probes]
+        lines += [
+            "",
+            f"## Probe latency with every worker saturated (GET /health/live every 0.1 s "
+            f"for {plan.host_seconds:g} s, each on its own connection; a failed probe counts "
+            f"as {host.PROBE_TIMEOUT:g} s)",
+            "",
+        ]
+        lines += table(
+            ["load", "port", "probes", "p50 ms", "p99 ms", "max ms", "failed",
+             "saturating requests done"],
+            [
+                (p.load, p.port, p.skipped) + ("",) * 5
+                if p.skipped
+                else (p.load, p.port, len(p.probes), f"{p.at(0.5):.1f}", f"{p.at(0.99):.1f}",
+                      f"{max(p.probes, default=math.nan):.1f}", p.failures, p.work_done)
+                for p in probed
+            ],
+        )  # fmt: skip
+        for p in probed:
+            if p.port == "probe":
+                targets.append(
+                    (
+                        f"probe p99 on the probe port, {p.load} (< 50 ms)",
+                        p.skipped or f"{p.at(0.99):.1f} ms",
+                        None if p.skipped else p.at(0.99) < 50,
+                    )
+                )
+    if plan.long:
+        lines += long_rows(host.long_run(plan.long), targets)
+    return lines
+
+
+def long_rows(run: host.LongRun, targets: list[tuple[str, str, bool | None]]) -> list[str]:
+    lines = [
+        "",
+        f"## Long run ({run.minutes:g} min of wrk load on /health/ready, gunicorn gthread "
+        f"-w {host.LONG_WORKERS} --max-requests {host.MAX_REQUESTS:,}, the check's flag "
+        f"flipped {run.flips} times; {run.rps:,.0f} requests/s, {run.non_2xx:,} non-2xx, "
+        f"{run.errors:,} socket errors)",
+        "",
+    ]
+    lines += table(
+        ["minute", "workers", "worker pids sampled", "RSS MiB (largest worker)",
+         "threads (most)", "files (most, not sockets)", "sockets (all workers)"],
+        [
+            (f"{s.minute:.1f}", s.workers, s.pids_seen, f"{s.rss_mib:.1f}", s.threads, s.files,
+             s.sockets)
+            for s in run.samples
+        ],
+    )  # fmt: skip
+    growth = run.growth()
+    verdict = ", ".join(
+        f"{name} {before:.1f} -> {after:.1f} ({'flat' if ok else 'growing'})"
+        for name, (before, after, ok) in growth.items()
+    )
+    lines += ["", f"After the first sample: {verdict or 'too few samples'}."]
+    targets.append(
+        (
+            "memory, threads, fds over the long run (flat after the first minute)",
+            "flat" if run.flat else ("growing" if run.flat is False else "too few samples"),
+            run.flat,
+        )
+    )
+    return lines
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def in_process_rows(targets: list[tuple[str, str, bool | None]]) -> list[str]:
     rows = inprocess.run()
     lines = ["## In process", ""]
     lines += table(
@@ -91,81 +408,67 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         ],
     )
-    targets: list[tuple[str, str, bool | None]] = []
     for r in rows:
         met = r.met if r.baseline else r.value < (r.target or 0)
         targets.append((r.what, f"{r.ratio:.2f}x" if r.ratio else f"{r.value:.2f} {r.unit}", met))
+    return lines
 
-    if not args.in_process_only:
-        loads = median_loads(args.rounds, args.duration)
-        by = {(load.app, load.hung): load for load in loads}
-        lines += [
-            "",
-            f"## End to end (wrk, {endtoend.CONNECTIONS} connections, "
-            f"{args.duration:g} s, median of {args.rounds})",
-            "",
-        ]
-        lines += table(
-            [
-                "server",
-                "app",
-                "hung dependency",
-                "requests/s",
-                "p50 ms",
-                "p99 ms",
-                "errors",
-                "non-2xx",
-                "check runs/s",
-            ],
-            [
-                (
-                    x.server,
-                    x.app,
-                    "yes" if x.hung else "",
-                    f"{x.rps:.0f}",
-                    f"{x.p50_ms:.2f}",
-                    f"{x.p99_ms:.2f}",
-                    x.errors,
-                    x.non_2xx,
-                    f"{x.check_runs_per_s:.1f}",
-                )
-                for x in loads
-            ],
-        )
-        for ours, bare in (("ours_asgi", "bare_asgi"), ("ours_wsgi", "bare_wsgi")):
-            ratio = by[(ours, False)].rps / max(by[(bare, False)].rps, 1e-9)
-            targets.append(
-                (f"{ours} throughput vs {bare} (>= 0.95x)", f"{ratio:.2f}x", ratio >= 0.95)
-            )
-        p99 = by[("ours_asgi", False)].p99_ms
-        targets.append(("ours_asgi p99 at 16 connections (< 1 ms)", f"{p99:.2f} ms", p99 < 1.0))
-        for ours, peer in (("ours_asgi", "fastapi_health"), ("ours_wsgi", "flask_healthcheck")):
-            ratio = by[(ours, False)].rps / max(by[(peer, False)].rps, 1e-9)
-            targets.append((f"{ours} vs {peer} throughput (>= 5x)", f"{ratio:.1f}x", ratio >= 5))
-        for ours in ("ours_asgi", "ours_wsgi"):
-            ratio = by[(ours, True)].p99_ms / max(by[(ours, False)].p99_ms, 1e-9)
-            targets.append(
-                (
-                    f"{ours} p99 with a hung check vs without (<= 1.1x)",
-                    f"{ratio:.2f}x",
-                    ratio <= 1.1,
-                )
-            )
-            runs = by[(ours, False)].check_runs_per_s
-            targets.append(
-                (
-                    f"{ours} check runs/s under a probe flood (= 1 check / 1 s)",
-                    f"{runs:.2f}/s at {by[(ours, False)].rps:.0f} probes/s",
-                    0.5 <= runs <= 1.5,
-                )
-            )
 
+def _versions() -> str:
+    found = []
+    for name in ("uvicorn", "httptools", "uvloop", "gunicorn", "uvicorn-worker", "hypercorn",
+                 "granian"):  # fmt: skip
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} missing")
+    return ", ".join(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
+    parser.add_argument("--in-process-only", action="store_true")
+    parser.add_argument("--all-peers", action="store_true", help="every peer on every stack")
+    parser.add_argument("--long", type=float, default=0.0, metavar="MINUTES",
+                        help="add the long run (memory, threads, fds under load)")  # fmt: skip
+    parser.add_argument("--only", help="comma-separated words: run only the rows whose key has one")
+    args = parser.parse_args(argv)
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    plan = make_plan(args)
+    print(
+        f"estimated time: about {plan.estimate() / 60:.0f} min "
+        f"({len(plan.scenarios)} end-to-end scenarios x {plan.rounds} rounds, "
+        f"{len(plan.runs) + len(plan.agree) + len(plan.probes)} host rows"
+        + (f", a {plan.long:g} min long run" if plan.long else "")
+        + ")",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = time.monotonic()
+
+    targets: list[tuple[str, str, bool | None]] = []
+    lines = in_process_rows(targets) if plan.in_process else []
+    if plan.scenarios:
+        lines += end_to_end(plan, interleaved(plan), targets)
+    lines += host_rows(plan, targets)
     lines += ["", "## Targets", ""]
     lines += table(["target", "measured", "result"], [(w, m, _mark(ok)) for w, m, ok in targets])
     print("\n".join(lines))
+    if args.only:
+        print(f"\n(--only: {RESULTS.name} and README.md left as they were)", file=sys.stderr)
+        return 0
+    write(lines, command, time.monotonic() - started, full=not args.in_process_only)
+    return 0
 
+
+def write(lines: list[str], command: str, took: float, full: bool) -> None:
+    """RESULTS.md (keeping its notes) and, after a full run, README.md's table."""
     machine = (
-        f"{platform.node()}: {_cpu()}, {len(__import__('os').sched_getaffinity(0))} cores"
+        f"{platform.node()}: {_cpu()}, {len(os.sched_getaffinity(0))} cores"
         f"; Python {platform.python_version()}; {platform.platform()}"
     )
     try:
@@ -179,8 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "# Benchmark results",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; {wrk}.",
-        f"Command: `{command.strip()}` (took {time.monotonic() - started:.0f} s).",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; {wrk}; {_versions()}.",
+        f"Command: `{command.strip()}` (took {took:.0f} s).",
         "",
     ]
     notes = (
@@ -190,14 +493,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     RESULTS.write_text("\n".join(header + lines) + "\n\n<!-- notes -->" + notes)
     readme = README.read_text() if README.exists() else ""
-    if START in readme and END in readme and not args.in_process_only:
+    if START in readme and END in readme and full:
         before, rest = readme.split(START, 1)
         after = rest.split(END, 1)[1]
-        shown = [f"Measured on {machine}, `{command.strip()}`:", ""]
+        shown = [f"Measured on {machine}, `{command.strip()}` ({_versions()}):", ""]
         shown += lines[lines.index(next(x for x in lines if x.startswith("## End to end"))) :]
         shown = [x.replace("## ", "#### ") for x in shown]
         README.write_text(before + START + "\n" + "\n".join(shown) + "\n" + END + after)
-    return 0
 
 
 if __name__ == "__main__":

@@ -173,6 +173,24 @@ def gunicorn(app: str, *options: str) -> list[str]:
     return ["gunicorn", app, "--bind", "127.0.0.1:{port}", *options]
 
 
+def granian(interface: str, app: str, *options: str) -> list[str]:
+    """Arguments for ``python -m``: granian, one worker, serving ``app`` through
+    ``interface`` (asgi, wsgi) on 127.0.0.1:{port}."""
+    return [
+        "granian",
+        "--interface",
+        interface,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--workers",
+        "1",
+        *options,
+        app,
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from health_middleware import serve
-from tests.support import Server, gunicorn, server, uvicorn
+from tests.support import Server, granian, gunicorn, server, uvicorn
 
 pytestmark = pytest.mark.server
 
@@ -42,20 +42,8 @@ def factory_env(app: str) -> dict[str, str]:
     return {"HEALTH_MIDDLEWARE_APP": app}
 
 
-def granian(interface: str, factory: str) -> list[str]:
-    return [
-        "granian",
-        "--interface",
-        interface,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--workers",
-        "1",
-        factory,
-    ]
+def granian_factory(interface: str, factory: str) -> list[str]:
+    return granian(interface, factory, "--factory")
 
 
 def hypercorn(app: str) -> list[str]:
@@ -134,10 +122,10 @@ CELLS = {
         hypercorn('health_middleware.serve:asgi("tests.apps.fw_django", "asgi")'), b"django"
     ),
     "granian-asgi-starlette": Cell(
-        granian("asgi", ASGI), b"starlette", factory_env("tests.apps.fw_starlette:app")
+        granian_factory("asgi", ASGI), b"starlette", factory_env("tests.apps.fw_starlette:app")
     ),
     "granian-wsgi-flask": Cell(
-        granian("wsgi", "health_middleware.serve:wsgi"),
+        granian_factory("wsgi", "health_middleware.serve:wsgi"),
         b"flask",
         factory_env("tests.apps.fw_flask:app"),
     ),
