@@ -81,6 +81,12 @@ def _health() -> Any:
     health.add_check("dependency:responseTime", check_async)
     if HUNG:
         health.add_check("hung", hang_async, critical=False)
+    listen = os.environ.get("HEALTH_MIDDLEWARE_LISTEN")
+    if listen and hasattr(health, "listen"):  # the probe port, as the one-liners read it
+        from health_middleware.loading import listen_address
+
+        host, port = listen_address(listen)
+        health.listen(port, host)
     return health
 
 

@@ -40,9 +40,11 @@ class WSGIHealthMiddleware:
         self._registry = health.registry  # the snapshot's home: one lookup per request
         self._runtime = health.runtime
         if in_gunicorn_worker():
-            # A gthread worker serves on other threads, where no signal handler can be
-            # set: wrap SIGTERM now, on the worker's main thread.
-            self._runtime.install_shutdown_delay()
+            # Made in a gunicorn worker (its app is loaded after the fork, unlike under
+            # --preload): start now, on the worker's main thread, as the hook does, so
+            # SIGTERM can be wrapped (a gthread worker serves on other threads), the
+            # probe port opens, and the first probe finds the instance's answer.
+            self._runtime.start_in_thread()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

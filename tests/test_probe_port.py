@@ -390,7 +390,10 @@ def test_probes_on_the_probe_port_stay_fast_under_load(load: str) -> None:
     with server(args, env) as running:
         assert probe(probe_port).status == 200, running.output()[-3000:]
         if "-w 2" in load:
-            assert listeners(probe_port) == 2  # each worker listens (SO_REUSEPORT)
+            deadline = time.monotonic() + 10  # the second worker may still be booting
+            while listeners(probe_port) != 2:  # each worker listens (SO_REUSEPORT)
+                assert time.monotonic() < deadline, listeners(probe_port)
+                time.sleep(0.05)
         with Load(running.port, path, clients) as busy:
             time.sleep(1.5)  # every worker or the loop is busy by now
             side, main = beside(probe_port, running.port, SECONDS)
