@@ -19,6 +19,8 @@ MAX_RANGES = 64  # media ranges of an Accept header that are read
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
+MAX_PARAMETERS = 8  # per media range: more only costs the parser
+
 # (type, subtype, q): one media range of an Accept header, lower-cased.
 Range = tuple[str, str, float]
 
@@ -28,9 +30,11 @@ def parse_accept(header: bytes | str | None) -> list[Range]:
     if header is None:
         return []
     if isinstance(header, bytes):
-        header = header[:MAX_ACCEPT].decode("latin-1")
-    else:
-        header = header[:MAX_ACCEPT]
+        header = header.decode("latin-1")
+    if len(header) > MAX_ACCEPT:
+        # Cut at an element's end: half an element ("text/html" of "text/html;q=0")
+        # could say the opposite of what the client asked.
+        header = header[:MAX_ACCEPT].rpartition(",")[0]
     ranges: list[Range] = []
     for element in header.split(",")[:MAX_RANGES]:
         parsed = _parse_range(element)
@@ -40,7 +44,7 @@ def parse_accept(header: bytes | str | None) -> list[Range]:
 
 
 def _parse_range(element: str) -> Range | None:
-    media, *parameters = element.split(";")
+    media, *parameters = element.split(";", MAX_PARAMETERS)  # a few are ever meaningful
     kind, slash, subtype = media.strip().lower().partition("/")
     if not slash or not _TOKEN.fullmatch(kind) or not _TOKEN.fullmatch(subtype):
         return None

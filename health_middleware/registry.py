@@ -72,6 +72,7 @@ class Registry:
         self._endpoints: dict[str, Endpoint] = {}
         self._prestop: Prestop | None = None
         self._listeners: list[Listener] = []
+        self._failed_listeners: set[tuple[int, type[BaseException]]] = set()
         self._run_listeners: list[RunListener] = []
         self._lock = threading.Lock()
         self._reset()
@@ -303,8 +304,11 @@ class Registry:
         for listener in self._run_listeners:
             try:
                 listener(state.check, outcome)
-            except Exception:
-                logger.exception("an on_run callback raised; it is skipped")
+            except Exception as exc:  # a broken exporter: one traceback, not one a run
+                failure = (id(listener), type(exc))
+                if failure not in self._failed_listeners:
+                    self._failed_listeners.add(failure)
+                    logger.exception("an on_run callback raised; it is skipped (logged once)")
         _note_slowness(state, outcome)
         change = state.record(outcome)
         if change is None:
@@ -406,7 +410,9 @@ def _note_slowness(state: CheckState, outcome: Outcome) -> None:
     """Log once per change a check whose runs take more than half its timeout: one
     drifting towards its timeout is seen before it fails."""
     timeout = state.check.timeout
-    slow = outcome.duration > timeout / 2
+    # Hysteresis: slow past half the timeout, fast again only under 0.4 of it, so a
+    # run time hovering at the line is named once, not on every run.
+    slow = outcome.duration > timeout / 2 or (state.slow and outcome.duration > timeout * 0.4)
     if slow == state.slow:
         return
     state.slow = slow

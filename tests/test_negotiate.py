@@ -238,3 +238,17 @@ def test_negotiation_through_uvicorn() -> None:
         plain = _raw(port, "/health", "text/html")
         assert plain.headers["content-type"] == "application/health+json"
         assert "vary" not in plain.headers
+
+
+def test_a_cut_header_never_reverses_what_the_client_asked() -> None:
+    from health_middleware.negotiate import MAX_ACCEPT
+
+    head = "application/x-filler-" + "a" * 20
+    filler = ",".join([head] * 60)[: MAX_ACCEPT - len(",text/html")]
+    accept = filler + ",text/html;q=0"  # the cut falls inside the refusal
+    assert ("text", "html", 1.0) not in parse_accept(accept)
+
+
+def test_a_range_with_thousands_of_parameters_is_read_cheaply_and_right() -> None:
+    ranges = parse_accept("text/plain;q=0.5" + ";x=1" * 1000)  # within MAX_ACCEPT
+    assert ranges == [("text", "plain", 0.5)]

@@ -186,3 +186,37 @@ def test_slow_checks_are_named_once_per_change(caplog: pytest.LogCaptureFixture)
         "check 'db' is no longer slow: its run took 0.200 s (timeout 1 s)",
         "check 'db' is slow: its run took 0.900 s, more than half its timeout (1 s)",
     ]
+
+
+def test_a_run_time_hovering_at_the_line_is_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    from health_middleware.result import from_return
+
+    health = Health(timeout=2.0)
+    health.add_check("db", lambda: True)
+    state = next(iter(health.registry.states()))
+    caplog.set_level(logging.INFO, logger="health_middleware")
+    for run in range(100):
+        health.registry.record(state, from_return(True, 1.0, 0.99 if run % 2 else 1.01))
+    slow = [r.getMessage() for r in caplog.records if "slow" in r.getMessage()]
+    assert len(slow) == 1, slow
+
+
+def test_a_broken_exporter_is_logged_once_not_on_every_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from health_middleware.result import from_return
+
+    health = Health(timeout=1.0)
+    health.add_check("db", lambda: True)
+
+    def broken(check: Any, outcome: Any) -> None:
+        raise RuntimeError("the exporter is down")
+
+    health.registry.on_run(broken)
+    state = next(iter(health.registry.states()))
+    caplog.set_level(logging.INFO, logger="health_middleware")
+    for _ in range(50):
+        health.registry.record(state, from_return(True, 1.0, 0.01))
+    failures = [r for r in caplog.records if "on_run callback raised" in r.getMessage()]
+    assert len(failures) == 1
+    assert state.reported is not None  # the runs were all taken

@@ -113,6 +113,11 @@ def _transition(transition: Transition, now: float) -> str:
     return f"<li>{_ago(transition.time, now)}: <b>{what}</b> {old}{_label(transition.new)}</li>"
 
 
+# The transitions a page shows: enough to read a flap, few enough that redrawing the page
+# (each second, on the refresher, which is the app's loop under ASGI) stays cheap.
+MAX_TRANSITIONS = 30
+
+
 @dataclass(frozen=True, slots=True)
 class Html:
     """The status page; ``refresh`` is how often (seconds) it reloads itself."""
@@ -159,6 +164,7 @@ class Html:
                 parts.append("</tbody></table>")
             names = {counted.name for counted in report.checks}
             shown = [t for t in report.transitions if t.name is None or t.name in names]
+            shown = shown[:MAX_TRANSITIONS]  # newest first; the page is redrawn each second
             if shown:
                 parts.append('<h2>Recent transitions</h2><ol id="transitions">')
                 parts.extend(_transition(transition, now) for transition in shown)
