@@ -26,10 +26,16 @@ slow-loris connections sending a byte a second would hold every thread and starv
 probes. On one loop each connection is a coroutine: a slow client costs a buffer and a
 timer, never a thread. The bounds:
 
-- one thread; at most ``MAX_CONNECTIONS`` connections (more are closed at once);
+- one thread; at most ``MAX_CONNECTIONS`` connections: a new one past the cap evicts
+  the connection that has waited longest for a request (an idle keep-alive or a client
+  that sends nothing), so no client can hold the port by opening connections, and a
+  new one is refused only when every connection is busy answering;
+- pipelined requests are answered one at a time with a turn for every other
+  connection between two, so one client's pipeline never starves the probes;
 - the request head (line and headers) must arrive whole within ``READ_TIMEOUT``
   seconds of the connection being ready for it (a keep-alive idle wait included), and
-  be at most ``MAX_HEAD`` bytes (else 431), at most 100 headers (else 431);
+  be at most ``MAX_HEAD`` bytes (else 431), at most 99 headers (else 431: the
+  library counts the blank line);
 - keep-alive (HTTP/1.1, or HTTP/1.0 asking for it); pipelined requests answered in
   order; a request with a body is answered and its connection closed;
 - GET and HEAD (405 otherwise), 404 for any other path, 400 for a malformed request;
@@ -61,7 +67,7 @@ logger = logging.getLogger("health_middleware")
 
 READ_TIMEOUT = 5.0  # seconds for a whole request head (or a keep-alive idle wait)
 MAX_HEAD = 8192  # bytes of request line and headers
-MAX_CONNECTIONS = 128
+MAX_CONNECTIONS = 256
 BACKLOG = 128
 LINGER = 1.0  # seconds to read and drop what a refused client still sends
 _LINGER_BYTES = 1 << 20
@@ -160,6 +166,8 @@ class ProbeListener:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = asyncio.Event()  # bound to the listener's loop on first use
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Connections waiting for a request head, oldest first: evicted at the cap.
+        self._idle: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -225,13 +233,19 @@ class ProbeListener:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if task is not None and len(self._tasks) >= MAX_CONNECTIONS and self._idle:
+            oldest, idle_writer = next(iter(self._idle.items()))
+            del self._idle[oldest]
+            self._tasks.discard(oldest)  # gone from the count now, not when it unwinds
+            idle_writer.close()
+            oldest.cancel()  # the longest-idle connection gives way to this one
         if task is None or len(self._tasks) >= MAX_CONNECTIONS:
             writer.close()
             return
         self._tasks.add(task)
         try:
-            while await self._one(reader, writer):
-                pass
+            while await self._one(reader, writer, task):
+                await asyncio.sleep(0)  # the other connections' turn
         except (OSError, asyncio.IncompleteReadError):
             pass  # the client went away
         except asyncio.CancelledError:
@@ -240,18 +254,25 @@ class ProbeListener:
             logger.exception("the probe port failed a request")
         finally:
             self._tasks.discard(task)
+            self._idle.pop(task, None)
             writer.close()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task: asyncio.Task[Any]
+    ) -> bool:
         """Answer one request; return whether to keep the connection for the next."""
+        self._idle[task] = writer  # waiting for a head: the first to go at the cap
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, TimeoutError):
             return False  # closed, or too slow: a slow-loris client goes here
         except asyncio.LimitOverrunError:
+            self._idle.pop(task, None)
             await self._refuse(reader, writer, _encode(TOO_LARGE, TOO_LARGE.body, False, False))
             return False
+        finally:
+            self._idle.pop(task, None)
         parsed = _Head(head)
         if not parsed.parse_request():
             # The library has written its answer (400, 431, 505), or nothing; to what
@@ -266,9 +287,12 @@ class ProbeListener:
             await self._refuse(reader, writer, _encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
             return False
         headers = parsed.headers
-        has_body = headers.get("Content-Length", "0").strip() != "0" or (
-            "Transfer-Encoding" in headers
-        )
+        lengths = headers.get_all("Content-Length") or []
+        if len(lengths) > 1 or any(not value.strip().isdigit() for value in lengths):
+            # Two lengths, or one that is no number: the body's end cannot be known.
+            await self._refuse(reader, writer, _encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
+            return False
+        has_body = (lengths and lengths[0].strip() != "0") or "Transfer-Encoding" in headers
         path = _target(parsed.path)
         snapshot = self._source.snapshot
         if path in snapshot.answers:
@@ -277,7 +301,12 @@ class ProbeListener:
                 value = headers.get("Authorization")
                 return None if value is None else value.encode("latin-1", "replace")
 
-            decision = snapshot.decide(path, method, authorization, time.monotonic())
+            def accept() -> tuple[bytes | None, str | None]:
+                value = headers.get("Accept")
+                query = parsed.path.partition("?")[2].partition("#")[0]
+                return (None if value is None else value.encode("latin-1", "replace")), query
+
+            decision = snapshot.decide(path, method, authorization, time.monotonic(), accept)
             if decision.drain_for is not None:
                 self._source.drain()
                 await asyncio.sleep(decision.drain_for)

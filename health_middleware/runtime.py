@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from health_middleware import instance, shared
-from health_middleware.listener import ProbeListener
+from health_middleware.listener import ListenError, ProbeListener
 from health_middleware.pool import CheckPool
 from health_middleware.refresher import Refresher
 from health_middleware.registry import Registry
@@ -86,7 +86,15 @@ class Runtime:
         wish, listener = self.listen_address, self.listener
         if wish is None or (listener is not None and listener.alive()):
             return
-        share = self._instance_name is not None or instance.current().pid != os.getpid()
+        owner = instance.current()
+        share = self._instance_name is not None or owner.pid != os.getpid()
+        if share and self._instance_name is None and wish[1] != 0:
+            other = shared.claim_port(wish[1], owner)
+            if other is not None:
+                raise ListenError(
+                    f"cannot listen on the probe port {wish[0]}:{wish[1]}: another server "
+                    f"(master pid {other.pid}) serves it; give each server a port of its own"
+                )
         listener = ProbeListener(self._registry, *wish, share=share)
         listener.start()
         self.listener = listener
@@ -227,6 +235,8 @@ class Runtime:
         self._lock = threading.Lock()
         self.running = None
         if self.listener is not None:
+            # The parent keeps serving the port: the child cannot have it too.
             self.listener.forget()
             self.listener = None
+            self.listen_address = None
         self._joined = -1

@@ -272,3 +272,25 @@ def transient(error: sqlite3.Error) -> bool:
     database that cannot be used (corrupt, full, gone): then a worker runs alone."""
     text = str(error).lower()
     return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def claim_port(port: int, owner: Instance, folder: str | None = None) -> Instance | None:
+    """Mark ``port`` as ``owner``'s probe port; return the other live instance that
+    already serves it, if any. ``SO_REUSEPORT`` lets any process of the same user join
+    a port, so the workers of two servers given one probe port would silently split
+    its probes: this marker lets the second server refuse instead (best effort: two
+    servers starting in the same instant can both pass)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    name = f"{_PREFIX}-{uid}-ns{pid_namespace()}-port-{port}.owner"
+    path = os.path.join(folder or directory(), name)
+    with contextlib.suppress(OSError, ValueError):
+        with open(path) as marker:
+            other = Instance.decode(marker.read(64))
+        if other is not None and other != owner and other.alive():
+            return other
+    partial = f"{path}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):
+        with open(partial, "w") as marker:
+            marker.write(owner.encode())
+        os.replace(partial, path)
+    return None

@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import math
 import os
+import select
 import socket
 import threading
 import time
@@ -27,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from werkzeug.test import Client
 
-from health_middleware import Health, HealthMiddleware
+from health_middleware import Health, HealthMiddleware, WSGIHealthMiddleware
 from health_middleware.listener import MAX_HEAD, ListenError
 from health_middleware.loading import LISTEN_VARIABLE, health_from_environment, listen_address
 from tests.support import Server, free_port, get, gunicorn, run_to_exit, server, uvicorn
@@ -561,3 +563,98 @@ def test_gunicorn_stops_at_boot_when_the_port_is_taken() -> None:
         code, output = run_to_exit(args, busy_env(probe_port))
     assert code != 0
     assert f"127.0.0.1:{probe_port}" in output
+
+
+def test_a_forked_child_serves_the_main_port_without_the_parents_probe_port() -> None:
+    """The parent keeps its probe port; the child must not try (and fail) to open it
+    on every request, and its own checks must start."""
+    port = free_port()
+    health = Health(interval=0.2)
+    health.add_check("ok", lambda: True)
+    client = Client(WSGIHealthMiddleware(lambda environ, start_response: [b""], health))
+    with listening(health, port):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                deadline = time.monotonic() + 10
+                while client.get("/health").status_code != 200:
+                    if time.monotonic() > deadline:
+                        os._exit(3)
+                    time.sleep(0.02)
+                os._exit(0)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert get(port, "/health/live").status == 200
+
+
+@pytest.mark.server
+def test_connections_past_the_cap_evict_the_idle_not_the_probes(
+    probe_server: tuple[Server, int],
+) -> None:
+    _, probe_port = probe_server
+    hogs = []
+    try:
+        for _ in range(300):  # past the cap; each sends nothing
+            with contextlib.suppress(OSError):
+                hogs.append(socket.create_connection(("127.0.0.1", probe_port), timeout=5))
+        answered = [probe(probe_port).status for _ in range(20)]
+    finally:
+        for hog in hogs:
+            hog.close()
+    assert answered == [200] * 20
+
+
+@pytest.mark.server
+def test_a_pipelining_client_never_starves_the_probes(probe_server: tuple[Server, int]) -> None:
+    _, probe_port = probe_server
+    flood = socket.create_connection(("127.0.0.1", probe_port), timeout=10)
+    stop = threading.Event()
+
+    def pipeline() -> None:
+        batch = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n" * 8000
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                flood.sendall(batch)
+                while flood.recv(1 << 20) and not stop.is_set():
+                    if select.select([flood], [], [], 0)[0] == []:
+                        break
+
+    worker = threading.Thread(target=pipeline, daemon=True)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        probes = [probe(probe_port, timeout=5.0) for _ in range(20)]
+    finally:
+        stop.set()
+        flood.close()
+        worker.join(5)
+    assert all(p.status == 200 for p in probes), probes
+    assert max(p.ms for p in probes) < 1000, [p.ms for p in probes]
+
+
+@pytest.mark.server
+def test_the_probe_port_negotiates_as_the_main_port_does() -> None:
+    probe_port = free_port()
+    env = {"HM_LISTEN": f"127.0.0.1:{probe_port}", "HM_NEGOTIATE": "1"}
+    with server(uvicorn("tests.apps.busy:asgi_app"), env) as running:
+        for port in (running.port, probe_port):
+            text = get(port, "/health/any?format=text")
+            assert text.headers["content-type"].startswith("text/plain"), port
+            assert text.headers.get("vary") == "Accept"
+
+
+@pytest.mark.server
+def test_a_second_server_cannot_join_another_servers_probe_port() -> None:
+    probe_port = free_port()
+    args = gunicorn(
+        "tests.apps.busy:inner_wsgi", "-c", "python:health_middleware.gunicorn", "-w", "2"
+    )
+    with server(args, busy_env(probe_port)) as first:
+        assert probe(probe_port).status == 200
+        other = [a.replace("{port}", str(free_port())) for a in args]
+        code, output = run_to_exit(other, busy_env(probe_port))
+        assert first.process.poll() is None
+    assert code != 0
+    assert "another server" in output

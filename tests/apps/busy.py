@@ -7,7 +7,8 @@ loop, which stays busy but progresses between requests), ``/block/<s>`` calls
 ``time.sleep(s)`` inside ``async def`` (the loop blocked); then each answers as
 ``flagged``'s app does (``app:<pid>``).
 
-Environment: HM_STALE_AFTER (seconds, default 10), HM_LISTEN (``host:port``: the
+Environment: HM_STALE_AFTER (seconds, default 10), HM_NEGOTIATE (adds the negotiated
+endpoint ``/health/any``), HM_LISTEN (``host:port``: the
 probe port, by ``health.listen``; the one-liners read ``HEALTH_MIDDLEWARE_LISTEN``).
 """
 
@@ -29,6 +30,8 @@ health = Health(
     timeout=0.5,
     stale_after=float(os.environ.get("HM_STALE_AFTER", "10")),
 )
+if os.environ.get("HM_NEGOTIATE"):
+    health.endpoint("/health/any", format="negotiate")
 if os.environ.get("HM_LISTEN"):
     host, port = listen_address(os.environ["HM_LISTEN"])
     health.listen(port, host)
