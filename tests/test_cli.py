@@ -16,15 +16,19 @@ from tests.support import REPO, free_port, server, uvicorn
 pytestmark = pytest.mark.server
 
 
-def probe(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "health_middleware", "probe", *args],
+        [sys.executable, "-m", "health_middleware", *args],
         capture_output=True,
         text=True,
         timeout=30,
         cwd=REPO,
         check=False,
     )
+
+
+def probe(*args: str) -> subprocess.CompletedProcess[str]:
+    return cli("probe", *args)
 
 
 def test_probe_exit_codes_against_a_live_server(tmp_path: Path) -> None:
@@ -127,14 +131,7 @@ def test_the_console_script_is_installed() -> None:
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "health_middleware", "check", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=REPO,
-        check=False,
-    )
+    return cli("check", *args)
 
 
 def test_check_prints_a_table_and_exits_0_when_every_check_passes() -> None:

@@ -63,6 +63,18 @@ async def started_and_stopped_by_lifespan(app: Any, health: Health, home: bytes)
     return events
 
 
+def recorded_lifespan(events: list[str]) -> Callable[[Any], Any]:
+    """An app's own lifespan that records its startup and shutdown in ``events``."""
+
+    @contextlib.asynccontextmanager
+    async def app_lifespan(app: Any) -> AsyncIterator[None]:
+        events.append("app startup")
+        yield
+        events.append("app shutdown")
+
+    return app_lifespan
+
+
 async def test_starlette_add_middleware_with_keyword_args_and_lifespan() -> None:
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -71,17 +83,11 @@ async def test_starlette_add_middleware_with_keyword_args_and_lifespan() -> None
 
     events: list[str] = []
 
-    @contextlib.asynccontextmanager
-    async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
-        events.append("app startup")
-        yield
-        events.append("app shutdown")
-
     async def home(request: Request) -> PlainTextResponse:
         return PlainTextResponse("starlette")
 
     health = make_health()
-    app = Starlette(routes=[Route("/", home)], lifespan=app_lifespan)
+    app = Starlette(routes=[Route("/", home)], lifespan=recorded_lifespan(events))
     app.add_middleware(HealthMiddleware, health=health)
     await started_and_stopped_by_lifespan(app, health, b"starlette")
     assert events == ["app startup", "app shutdown"]  # the app's own lifespan still runs
@@ -92,14 +98,8 @@ async def test_fastapi_add_middleware_with_keyword_args_and_lifespan() -> None:
 
     events: list[str] = []
 
-    @contextlib.asynccontextmanager
-    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        events.append("app startup")
-        yield
-        events.append("app shutdown")
-
     health = make_health()
-    app = FastAPI(lifespan=app_lifespan)
+    app = FastAPI(lifespan=recorded_lifespan(events))
 
     @app.get("/", response_model=None)
     async def home() -> str:
