@@ -439,16 +439,14 @@ def daemon(args: list[str], port: int, timeout: float = 30.0) -> Iterator[subpro
 @contextlib.contextmanager
 def celery_worker(broker: str) -> Iterator[Any]:
     """A real Celery worker subprocess (``tests.apps.celery_app``) on ``broker``; yields
-    the tests' Celery app once the worker answers a ping."""
-    os.environ["HM_CELERY_BROKER"] = broker
-    from tests.apps.celery_app import app
+    a Celery app of its own on that broker once the worker answers its ping."""
+    from celery import Celery
 
-    if app.conf.broker_url != broker:  # imported before, for another broker
-        app.conf.broker_url = broker
+    app = Celery("health_middleware_tests", broker=broker)
     command = [sys.executable, "-m", "celery", "-A", "tests.apps.celery_app", "worker"]
     command += ["--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     command += ["-n", f"hm-{os.getpid()}-{time.monotonic_ns()}@%h", "--loglevel=WARNING"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HM_CELERY_BROKER": broker}
     process = subprocess.Popen(
         command,
         cwd=REPO,

@@ -278,3 +278,21 @@ def test_a_mistake_in_the_setting_is_refused_at_start_up(tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert "HEALTH_MIDDLEWARE: unknown keys ['databse']" in result.stderr
+
+
+def test_the_wsgi_helper_answers_health_before_django(project: dict[str, Any]) -> None:
+    from django.core.wsgi import get_wsgi_application
+    from werkzeug.test import Client
+
+    from health_middleware.django import wsgi
+
+    application = wsgi(get_wsgi_application())
+    assert application.health is project_health()
+    client = Client(application)
+    assert client.get("/").get_data() == b"django project"
+    # Answered by the middleware (the project's Health was stopped by the ASGI test
+    # above, so it answers as stopped: what matters here is who answers).
+    response = client.get("/health")
+    assert response.headers["Content-Type"] == "application/health+json"
+    assert orjson.loads(response.get_data())["serviceId"] == "django-test"
+    project_health().stop()  # run alone, the request started the refresher
