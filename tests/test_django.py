@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -260,24 +261,51 @@ def test_manage_py_health_passes_fails_and_prints_json(project: dict[str, Any]) 
     assert "usage:" in out
 
 
+def settings_env(tmp_path: Path, setting: str) -> dict[str, str]:
+    """The environment of a project whose settings are the tests' with
+    ``HEALTH_MIDDLEWARE = setting``."""
+    (tmp_path / "variant_settings.py").write_text(
+        f"from {SETTINGS} import *\nHEALTH_MIDDLEWARE = {setting}\n"
+    )
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}:{tmp_path}",
+        "DJANGO_SETTINGS_MODULE": "variant_settings",
+    }
+
+
 def test_a_mistake_in_the_setting_is_refused_at_start_up(tmp_path: Path) -> None:
-    settings = tmp_path / "wrong_settings.py"
-    settings.write_text(f"from {SETTINGS} import *\nHEALTH_MIDDLEWARE = {{'databse': True}}\n")
     result = subprocess.run(
         [sys.executable, MANAGE, "health"],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
-        env={
-            **os.environ,
-            "PYTHONPATH": f"{REPO}:{tmp_path}",
-            "DJANGO_SETTINGS_MODULE": "wrong_settings",
-        },
+        env=settings_env(tmp_path, "{'databse': True}"),
         check=False,
     )
     assert result.returncode == 1
     assert "HEALTH_MIDDLEWARE: unknown keys ['databse']" in result.stderr
+
+
+def test_manage_py_health_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    only_hanging = (
+        "{'health': 'tests.apps.checkable:hanging', 'databases': False, 'caches': False,"
+        " 'migrations': False, 'celery': False}"
+    )
+    process = subprocess.Popen(
+        [sys.executable, MANAGE, "health"],
+        cwd=REPO,
+        env=settings_env(tmp_path, only_hanging),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # Django is set up and the check hangs on its thread
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
 
 
 def test_the_wsgi_helper_answers_health_before_django(project: dict[str, Any]) -> None:
