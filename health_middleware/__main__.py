@@ -1,4 +1,5 @@
-"""Command line: ``health-middleware probe URL`` and ``health-middleware demo``."""
+"""Command line: ``health-middleware probe URL``, ``health-middleware check
+MODULE:ATTR`` and ``health-middleware demo``."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     probe.add_argument("url")
     probe.add_argument("--timeout", type=_positive, default=5.0, help="seconds (default 5)")
+    check = commands.add_parser(
+        "check",
+        help="run every check of a Health once, now, and print them; exit 0 on pass or "
+        "warn, 1 on fail (a deploy gate)",
+    )
+    check.add_argument("health", metavar="MODULE:ATTR", help="the Health, e.g. proj.health:health")
+    check.add_argument("--json", action="store_true", help="print the full IETF report")
     demo = commands.add_parser("demo", help="serve a demo app with real checks on 127.0.0.1")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=8000)
@@ -53,9 +61,30 @@ def main(argv: list[str] | None = None) -> int:
             return run(args.url, args.timeout)
         except ValueError as exc:
             parser.error(str(exc))
+    if args.command == "check":
+        return _check(parser, args.health, args.json)
     from health_middleware.demo import serve
 
     return serve(args.host, args.port)
+
+
+def _check(parser: _Parser, target: str, as_json: bool) -> int:
+    from health_middleware import command
+    from health_middleware.health import Health
+    from health_middleware.loading import import_string
+
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # the console script finds the project's modules, as -m does
+    try:
+        health = import_string(target, "health")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return command.INTERRUPTED
+    except (ImportError, AttributeError, ValueError) as exc:
+        parser.error(str(exc))
+    if not isinstance(health, Health):
+        parser.error(f"{target!r} is a {type(health).__name__}, not a Health")
+    return command.run(health, as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ snapshot) or the runtime (this process's refresher). See docs/architecture.md.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import weakref
@@ -224,6 +225,17 @@ class Health:
     def report(self) -> Report:
         """The full report (``base_path``'s) as of now, from the last recorded results."""
         return self.registry.report()
+
+    def run_once(self) -> Report:
+        """Run every check once, now, concurrently (each bounded by its timeout), on
+        an event loop and threads of its own, and return the full report of these
+        runs: for a command line or a deploy gate. What this process serves is left
+        alone. Call it where no event loop runs (else ``await run_once_async()``)."""
+        return asyncio.run(self.run_once_async())
+
+    async def run_once_async(self) -> Report:
+        """``run_once`` on the running loop (async checks run on it)."""
+        return await self.runtime.run_once()
 
     # -- this process's refresher ----------------------------------------------------
 

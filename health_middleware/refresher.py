@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from health_middleware.check import CheckState
+from health_middleware.check import Check, CheckState
 from health_middleware.pool import CheckPool
 from health_middleware.result import (
     Outcome,
@@ -69,6 +69,88 @@ def _consume(future: asyncio.Future[Any]) -> None:
 
 
 Inflight = asyncio.Future[Any] | Future[Any]
+
+
+async def run_once(
+    check: Check,
+    pool: CheckPool,
+    queued_within: float,
+    track: Callable[[Inflight], object] = lambda run: None,
+) -> Outcome:
+    """Run ``check`` once, now, bounded by its timeout, and return its outcome: sync
+    checks on ``pool`` (the timeout counts from when a thread takes the run; a run
+    still queued after ``queued_within`` seconds counts as not started), async
+    checks on the running loop. ``track`` is given the run in flight (single-flight
+    bookkeeping). A run past its timeout is abandoned: cancelled if async, left to its
+    thread if sync. The refresher's runs and ``Health.run_once`` both come here."""
+    started = time.monotonic()
+    work: asyncio.Future[_Ran]
+    pending: Future[Any] | None = None
+    if check.is_async:
+        work = asyncio.ensure_future(_call_async(check.fn))
+        track(work)
+    else:
+        pending = pool.submit(lambda: _call_sync(check.fn))
+        track(pending)
+        work = asyncio.wrap_future(pending)
+    try:
+        if pending is None:
+            done, _ = await asyncio.wait((work,), timeout=check.timeout)
+        else:
+            done, began = await _wait_for_thread(
+                pool, work, pending, check.timeout, time.monotonic() + queued_within
+            )
+            started = began or started
+    except asyncio.CancelledError:
+        work.cancel()
+        raise
+    duration = time.monotonic() - started
+    now = time.time()
+    if not done and pending is not None and not pool.abandon(pending):
+        # It waited for a thread all along: the others were busy the whole time.
+        return not_started(pool.max_threads, duration, now)
+    if not done:
+        work.cancel()  # an async run gets CancelledError; a thread is abandoned
+        work.add_done_callback(_consume)
+        return from_timeout(check.timeout, now, duration)
+    if work.cancelled():
+        return from_exception(asyncio.CancelledError(), now, duration)
+    if check.is_async and duration > check.timeout:
+        # It finished, but only because it blocked the loop past its timeout.
+        logger.warning(
+            "check %r blocked the event loop for %.2f s: it must not call blocking "
+            "code from 'async def' (make it a plain 'def' to run it on a thread)",
+            check.name,
+            duration,
+        )
+        return from_timeout(check.timeout, now, duration)
+    raised, value = work.result()
+    convert = from_exception if raised else from_return
+    try:
+        return convert(value, now, duration)
+    except BaseException:  # user code ran in there (see result.py)
+        return unrepresentable(now, duration)
+
+
+async def _wait_for_thread(
+    pool: CheckPool,
+    work: asyncio.Future[_Ran],
+    pending: Future[Any],
+    timeout: float,
+    queued_until: float,
+) -> tuple[set[asyncio.Future[_Ran]], float | None]:
+    """Wait for a sync run: ``timeout`` from when a thread takes it, or until
+    ``queued_until`` while no thread has."""
+    began: float | None = None
+    while True:
+        began = pool.started_at(pending) or began
+        deadline = queued_until if began is None else began + timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return set(), began
+        done, _ = await asyncio.wait((work,), timeout=min(remaining, timeout))
+        if done:
+            return done, began
 
 
 class Checks(Protocol):
@@ -206,55 +288,16 @@ class Refresher:
         task.add_done_callback(self._runs.discard)
 
     async def _run(self, state: CheckState) -> None:
-        check = state.check
-        started = time.monotonic()
-        work: asyncio.Future[_Ran]
-        pending: Future[Any] | None = None
-        if check.is_async:
-            work = asyncio.ensure_future(_call_async(check.fn))
-            self._inflight[check.name] = work
-        else:
-            pending = self._pool.submit(lambda: _call_sync(check.fn))
-            self._inflight[check.name] = pending
-            work = asyncio.wrap_future(pending)
-        try:
-            if pending is None:
-                done, _ = await asyncio.wait((work,), timeout=check.timeout)
-            else:
-                done, began = await self._wait_for_thread(work, pending, check.timeout)
-                started = began or started
-        except asyncio.CancelledError:
-            work.cancel()
-            raise
-        duration = time.monotonic() - started
-        now = time.time()
-        outcome: Outcome
-        if not done and pending is not None and not self._pool.abandon(pending):
-            # It waited for a thread all along: the others were busy the whole time.
-            outcome = not_started(self._pool.max_threads, duration, now)
-        elif not done:
-            work.cancel()  # an async run gets CancelledError; a thread is abandoned
-            work.add_done_callback(_consume)
-            outcome = from_timeout(check.timeout, now, duration)
-        elif work.cancelled():
-            outcome = from_exception(asyncio.CancelledError(), now, duration)
-        elif check.is_async and duration > check.timeout:
-            # It finished, but only because it blocked the loop past its timeout.
-            logger.warning(
-                "check %r blocked the event loop for %.2f s: it must not call blocking "
-                "code from 'async def' (make it a plain 'def' to run it on a thread)",
-                check.name,
-                duration,
-            )
-            outcome = from_timeout(check.timeout, now, duration)
-        else:
-            raised, value = work.result()
-            convert = from_exception if raised else from_return
-            try:
-                outcome = convert(value, now, duration)
-            except BaseException:  # user code ran in there (see result.py)
-                outcome = unrepresentable(now, duration)
-        self._take(state, outcome)
+        # A queued run waits at most as long as the longest timeout of the checks
+        # ahead of it would keep a thread (twice, for slack), then counts as not started.
+        queued_within = 2 * max(
+            (s.check.timeout for s in self._checks.states()), default=state.check.timeout
+        )
+
+        def track(run: Inflight) -> None:
+            self._inflight[state.check.name] = run
+
+        self._take(state, await run_once(state.check, self._pool, queued_within, track))
 
     def _take(self, state: CheckState, outcome: Outcome) -> None:
         """Record a finished run, and share it with the instance's other workers."""
@@ -268,26 +311,6 @@ class Refresher:
             self._unshared[check.name] = state.to_record()
         self._dirty = True
         self._wake.set()
-
-    async def _wait_for_thread(
-        self, work: asyncio.Future[_Ran], pending: Future[Any], timeout: float
-    ) -> tuple[set[asyncio.Future[_Ran]], float | None]:
-        """Wait for a sync run: ``timeout`` from when a thread takes it. A queued run
-        waits at most as long as the longest timeout of the checks ahead of it would
-        keep a thread (twice, for slack), then counts as not started."""
-        queued_until = time.monotonic() + 2 * max(
-            (s.check.timeout for s in self._checks.states()), default=timeout
-        )
-        began: float | None = None
-        while True:
-            began = self._pool.started_at(pending) or began
-            deadline = queued_until if began is None else began + timeout
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return set(), began
-            done, _ = await asyncio.wait((work,), timeout=min(remaining, timeout))
-            if done:
-                return done, began
 
     async def _finish(self) -> None:
         """Cancel what is in flight and give it a moment to unwind."""

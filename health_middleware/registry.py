@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
 
 from health_middleware import instance
@@ -346,9 +346,16 @@ class Registry:
             except Exception:
                 logger.exception("an on_change callback raised; it is skipped")
 
-    def report(self) -> Report:
-        """The full report (``base_path``'s) as of now, from the last recorded results."""
-        return evaluate(self._endpoints[self.base_path], self._states.values(), self.draining)
+    def report(self, states: Iterable[CheckState] | None = None) -> Report:
+        """The full report (``base_path``'s) as of now, from the last recorded results
+        (or from ``states``: runs made apart, as by ``Runtime.run_once``)."""
+        counted = self._states.values() if states is None else states
+        return evaluate(self._endpoints[self.base_path], counted, self.draining)
+
+    def ietf(self, report: Report) -> bytes:
+        """``report`` as the full report's IETF document, whatever its format."""
+        endpoint = self._endpoints[self.base_path]
+        return Ietf().render(report, endpoint, self.service, time.time()).body
 
     # -- the first round -------------------------------------------------------------
 

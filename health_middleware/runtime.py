@@ -13,10 +13,12 @@ import threading
 from dataclasses import dataclass
 
 from health_middleware import instance, shared
+from health_middleware.check import CheckState
 from health_middleware.listener import ListenError, ProbeListener
 from health_middleware.pool import CheckPool
-from health_middleware.refresher import Refresher
+from health_middleware.refresher import Refresher, run_once
 from health_middleware.registry import Registry
+from health_middleware.report import Report
 from health_middleware.schedule import Schedule
 from health_middleware.shared import SharedState
 from health_middleware.shutdown import DelayedExit
@@ -98,6 +100,24 @@ class Runtime:
         listener = ProbeListener(self._registry, *wish, share=share)
         listener.start()
         self.listener = listener
+
+    async def run_once(self) -> Report:
+        """Run every check once, now, concurrently, each bounded by its timeout (sync
+        checks on a pool of their own, async checks on this loop), and return the
+        full report of these runs. Nothing is recorded: what this process serves, and
+        its refresher, are left alone."""
+        states = [CheckState(state.check) for state in self._registry.states()]
+        queued_within = 2 * max((state.check.timeout for state in states), default=0.0)
+        pool = CheckPool(self._max_threads, name="health-check-once")
+        try:
+            outcomes = await asyncio.gather(
+                *(run_once(state.check, pool, queued_within) for state in states)
+            )
+        finally:
+            pool.shutdown()
+        for state, outcome in zip(states, outcomes, strict=True):
+            state.record(outcome)
+        return self._registry.report(states)
 
     def _refresher(self) -> Refresher:
         """A refresher for this process, which first joins its server instance: with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import os
@@ -69,6 +70,26 @@ async def call(app: Any, path: str, method: str = "GET", root_path: str = "") ->
         messages.append(message)
 
     await app(http_scope(path, method, root_path), receive, send)
+    return _collect(messages)
+
+
+async def call_app(app: Any, path: str) -> Response:
+    """GET ``path`` from the app behind the middleware as a server would: the body
+    once, then no message until the client goes (frameworks that listen for the
+    disconnect in a task of their own, Django and Quart, want nothing else)."""
+    messages: list[dict[str, Any]] = []
+    bodies = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if bodies:
+            return bodies.pop()
+        await asyncio.Event().wait()  # the client stays until the app is done
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(http_scope(path), receive, send)
     return _collect(messages)
 
 
@@ -454,3 +475,33 @@ def daemon(args: list[str], port: int, timeout: float = 30.0) -> Iterator[subpro
         stop(process)
         if process.stderr:
             process.stderr.close()
+
+
+@contextlib.contextmanager
+def celery_worker(broker: str) -> Iterator[Any]:
+    """A real Celery worker subprocess (``tests.apps.celery_app``) on ``broker``; yields
+    a Celery app of its own on that broker once the worker answers its ping."""
+    from celery import Celery
+
+    app = Celery("health_middleware_tests", broker=broker)
+    command = [sys.executable, "-m", "celery", "-A", "tests.apps.celery_app", "worker"]
+    command += ["--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    command += ["-n", f"hm-{os.getpid()}-{time.monotonic_ns()}@%h", "--loglevel=WARNING"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HM_CELERY_BROKER": broker}
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=0.5):
+            assert process.poll() is None, f"the celery worker exited {process.returncode}"
+            assert time.monotonic() < deadline, "the celery worker never answered a ping"
+        yield app
+    finally:
+        stop(process)

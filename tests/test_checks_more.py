@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import os
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,8 +31,8 @@ from health_middleware import checks
 from tests.faultproxy import fault_proxy
 from tests.support import (
     MARIADB,
-    REPO,
     black_hole_runs,
+    celery_worker,
     cut_then_heal,
     daemon,
     debian_tool,
@@ -42,7 +40,6 @@ from tests.support import (
     mariadb_connections,
     run_check,
     service,
-    stop,
 )
 
 pytestmark = pytest.mark.server
@@ -102,33 +99,8 @@ def dnsmasq_port() -> Iterator[int]:
 def celery_app() -> Iterator[Any]:
     """The tests' Celery app, with a real worker subprocess on the Redis broker."""
     service("Redis", REDIS)
-    broker = f"redis://127.0.0.1:{REDIS}/{CELERY_DB}"
-    os.environ["HM_CELERY_BROKER"] = broker
-    from tests.apps.celery_app import app
-
-    command = [sys.executable, "-m", "celery", "-A", "tests.apps.celery_app", "worker"]
-    command += ["--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    command += ["-n", f"hm-{os.getpid()}@%h", "--loglevel=WARNING"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    import subprocess
-
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=0.5):
-            assert process.poll() is None, f"the celery worker exited {process.returncode}"
-            assert time.monotonic() < deadline, "the celery worker never answered a ping"
+    with celery_worker(f"redis://127.0.0.1:{REDIS}/{CELERY_DB}") as app:
         yield app
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")

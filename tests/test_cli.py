@@ -16,15 +16,19 @@ from tests.support import REPO, free_port, server, uvicorn
 pytestmark = pytest.mark.server
 
 
-def probe(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "health_middleware", "probe", *args],
+        [sys.executable, "-m", "health_middleware", *args],
         capture_output=True,
         text=True,
         timeout=30,
         cwd=REPO,
         check=False,
     )
+
+
+def probe(*args: str) -> subprocess.CompletedProcess[str]:
+    return cli("probe", *args)
 
 
 def test_probe_exit_codes_against_a_live_server(tmp_path: Path) -> None:
@@ -121,3 +125,88 @@ def test_the_console_script_is_installed() -> None:
     )
     assert result.returncode == 1
     assert "no answer" in result.stderr
+
+
+# -- health-middleware check MODULE:ATTR ---------------------------------------------
+
+
+def check(*args: str) -> subprocess.CompletedProcess[str]:
+    return cli("check", *args)
+
+
+def test_check_prints_a_table_and_exits_0_when_every_check_passes() -> None:
+    result = check("tests.apps.checkable:passing")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["CHECK", "STATUS", "TIME", "OUTPUT"]
+    rows = {line.split()[0]: line.split() for line in lines[1:3]}
+    assert rows["sync"][1] == "pass"
+    assert rows["async:responseTime"][1:3][0] == "pass"
+    assert rows["async:responseTime"][3] == "ms"
+    assert lines[-1] == "pass (2 checks)"
+
+
+def test_check_exits_0_on_warn_and_1_on_fail_bounded_by_the_timeouts() -> None:
+    warned = check("tests.apps.checkable:warning")
+    assert warned.returncode == 0
+    assert "flaky" in warned.stdout
+    assert warned.stdout.splitlines()[-1].startswith("warn")
+    started = time.monotonic()
+    failed = check("tests.apps.checkable:failing")
+    elapsed = time.monotonic() - started
+    assert failed.returncode == 1
+    rows = {line.split()[0]: line for line in failed.stdout.splitlines()[1:4]}
+    assert "ConnectionRefusedError" in rows["refused"]
+    assert rows["slow"].split()[1] == "fail"
+    assert rows["slow"].rstrip().endswith("timeout")
+    assert failed.stdout.splitlines()[-1].startswith("fail")
+    assert elapsed < 4.5  # the slow check sleeps 5 s: its 0.3 s timeout ended the run
+
+
+def test_check_json_is_the_full_ietf_report() -> None:
+    import jsonschema
+    import orjson
+
+    from tests import schemas
+
+    result = check("tests.apps.checkable:failing", "--json")
+    assert result.returncode == 1
+    doc = orjson.loads(result.stdout)
+    jsonschema.validate(doc, schemas.SEED_004)
+    assert doc["status"] == "fail"
+    assert set(doc["checks"]) == {"fine", "refused", "slow"}
+    assert doc["checks"]["slow"][0]["output"] == "timeout"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["tests.apps.checkable"],
+        ["tests.apps.nowhere:health"],
+        ["tests.apps.checkable:nothing"],
+        ["tests.apps.checkable:not_a_health"],
+        ["tests.apps.checkable:passing", "--bogus"],
+    ],
+)
+def test_check_usage_errors_exit_1(args: list[str]) -> None:
+    result = check(*args)
+    assert result.returncode == 1
+    assert "usage:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_stops_cleanly_on_ctrl_c() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "health_middleware", "check", "tests.apps.checkable:hanging"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # imported, and the check is running on its thread
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr

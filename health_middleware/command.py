@@ -1,0 +1,56 @@
+"""The ``check`` command (``health-middleware check`` and Django's ``manage.py
+health``): run every check of a ``Health`` once, now, and print a table or the IETF
+report; the exit code says whether the whole fails."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from health_middleware.health import Health
+from health_middleware.report import Report
+
+INTERRUPTED = 130  # a shell's code for a command stopped by SIGINT
+
+
+def table(report: Report, health: Health) -> str:
+    """One line per check (name, status, time taken, output), then the whole."""
+    service = health.registry.service
+    rows = [("CHECK", "STATUS", "TIME", "OUTPUT")]
+    for counted in report.checks:
+        outcome = counted.outcome
+        rows.append(
+            (
+                counted.name,
+                counted.status,
+                f"{outcome.duration * 1000:.1f} ms",
+                counted.output(service) or "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "  ".join(
+            [*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]]
+        ).rstrip()
+        for row in rows
+    ]
+    whole = f"{report.status}: {report.output}" if report.output else report.status
+    lines.append(f"\n{whole} ({len(report.checks)} checks)")
+    return "\n".join(lines) + "\n"
+
+
+def run(health: Health, *, as_json: bool = False, out: TextIO | None = None) -> int:
+    """Run every check once and print the result: exit code 0 when the whole passes
+    or warns, 1 when it fails, 130 when interrupted (Ctrl-C)."""
+    out = sys.stdout if out is None else out
+    try:
+        report = health.run_once()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    if as_json:
+        out.write(health.registry.ietf(report).decode() + "\n")
+    else:
+        out.write(table(report, health))
+    out.flush()
+    return 1 if report.status == "fail" else 0

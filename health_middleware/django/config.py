@@ -1,0 +1,135 @@
+"""The ``HEALTH_MIDDLEWARE`` setting, and the ``Health`` it makes: the checks Django's
+own settings describe (every ``DATABASES`` and ``CACHES`` alias, the migrations, the
+default storage, the Celery workers) added to a ``Health`` named or configured there."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from health_middleware.health import Health
+from health_middleware.loading import import_string
+
+SETTING = "HEALTH_MIDDLEWARE"
+DEFAULTS: dict[str, Any] = {
+    "health": None,  # "module:attribute" of a Health of yours; None: one made of "options"
+    "options": {},  # Health(**options), when "health" is not given
+    "databases": True,  # every DATABASES alias; a list of aliases; False: none
+    "caches": True,  # every CACHES alias but dummy ones; a list of aliases; False: none
+    "migrations": "warn",  # unapplied migrations on the default database: "warn", "fail", False
+    "storage": False,  # True: save, read and delete a file in the default storage
+    "celery": None,  # "module:attribute" of a Celery app; None: the current app when
+    # CELERY_BROKER_URL is set; False: none
+    "timeout": None,  # seconds each of these checks may take; None: the Health's
+    "interval": None,  # seconds between their runs; None: the Health's
+}
+DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+
+_lock = threading.Lock()
+_health: Health | None = None
+
+
+def _improper(message: str) -> Exception:
+    from django.core.exceptions import ImproperlyConfigured
+
+    error: Exception = ImproperlyConfigured(f"{SETTING}: {message}")
+    return error
+
+
+def options() -> dict[str, Any]:
+    """The setting, checked, with every default applied."""
+    from django.conf import settings
+
+    given = getattr(settings, SETTING, {})
+    if not isinstance(given, Mapping):
+        raise _improper(f"must be a dict, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise _improper(f"unknown keys {unknown}; known: {sorted(DEFAULTS)}")
+    chosen = {**DEFAULTS, **given}
+    if chosen["migrations"] not in ("warn", "fail", False):
+        raise _improper("'migrations' must be 'warn', 'fail' or False")
+    for key in ("health", "celery"):
+        if chosen[key] not in (None, False) and not isinstance(chosen[key], str):
+            raise _improper(f"{key!r} must be a 'package.module:attribute' string")
+    if not isinstance(chosen["options"], Mapping):
+        raise _improper("'options' must be a dict of Health options")
+    return chosen
+
+
+def _aliases(value: object, configured: Mapping[str, Any], what: str) -> list[str]:
+    if value is True:
+        return list(configured)
+    if value is False:
+        return []
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise _improper(f"{what!r} must be True, False or a list of aliases")
+    for alias in value:
+        if alias not in configured:
+            raise _improper(f"{what!r} names {alias!r}, which is not configured")
+    return list(value)
+
+
+def _celery_app(target: object) -> Any:
+    if target is False:
+        return None
+    if isinstance(target, str):
+        return import_string(target, f"{SETTING} 'celery'")
+    from django.conf import settings
+
+    if not getattr(settings, "CELERY_BROKER_URL", None):
+        return None
+    import celery
+
+    return celery.current_app._get_current_object()
+
+
+def build() -> Health:
+    """The ``Health`` the setting names or configures, with Django's checks added."""
+    from django.conf import settings
+
+    from health_middleware import checks as builtin
+    from health_middleware.django import checks
+
+    chosen = options()
+    if chosen["health"]:
+        health = import_string(chosen["health"], f"{SETTING} 'health'")
+        if not isinstance(health, Health):
+            raise _improper(f"'health' names a {type(health).__name__}, not a Health")
+    else:
+        health = Health(**chosen["options"])
+    timing = {"timeout": chosen["timeout"], "interval": chosen["interval"]}
+    timeout = health.timeout if chosen["timeout"] is None else chosen["timeout"]
+    for alias in _aliases(chosen["databases"], settings.DATABASES, "databases"):
+        health.add_check(f"database.{alias}:responseTime", checks.database(alias), **timing)
+    caches = {
+        alias: config
+        for alias, config in settings.CACHES.items()
+        if config.get("BACKEND") != DUMMY_CACHE
+    }
+    for alias in _aliases(chosen["caches"], caches, "caches"):
+        health.add_check(f"cache.{alias}:responseTime", checks.cache(alias), **timing)
+    if chosen["migrations"]:
+        from django.db import DEFAULT_DB_ALIAS
+
+        check = checks.migrations(DEFAULT_DB_ALIAS, chosen["migrations"])
+        health.add_check("migrations", check, **timing)
+    if chosen["storage"]:
+        health.add_check("storage:responseTime", checks.storage(), **timing)
+    app = _celery_app(chosen["celery"])
+    if app is not None:
+        # The ping's own bound stays inside the check's, so it fails cleanly first.
+        ping = builtin.celery(app, timeout=timeout * 0.75)
+        health.add_check("celery:workers", ping, **timing)
+    return health
+
+
+def get_health() -> Health:
+    """The project's ``Health``: made once per process (at the latest when Django's
+    apps are ready), from the ``HEALTH_MIDDLEWARE`` setting."""
+    global _health
+    with _lock:
+        if _health is None:
+            _health = build()
+        return _health

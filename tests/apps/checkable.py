@@ -1,0 +1,33 @@
+"""Healths for ``health-middleware check``: passing, warning, failing, and one whose
+check hangs far past the test (to stop it with Ctrl-C)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from health_middleware import CheckResult, Health
+
+passing = Health(service_id="checkable", timeout=1)
+passing.add_check("sync", lambda: True)
+
+
+@passing.check("async:responseTime")
+async def quick() -> CheckResult:
+    await asyncio.sleep(0.01)
+    return CheckResult(observed_value=10, observed_unit="ms")
+
+
+warning = Health(timeout=1)
+warning.add_check("fine", lambda: True)
+warning.add_check("flaky", lambda: False, critical=False)
+
+failing = Health(timeout=0.5)
+failing.add_check("fine", lambda: True)
+failing.add_check("refused", lambda: (_ for _ in ()).throw(ConnectionRefusedError()))
+failing.add_check("slow", lambda: time.sleep(5), timeout=0.3)  # bounded by its timeout
+
+hanging = Health(timeout=600)
+hanging.add_check("hangs", lambda: time.sleep(600))
+
+not_a_health = object()
