@@ -13,6 +13,15 @@ from health_middleware.report import Report
 INTERRUPTED = 130  # a shell's code for a command stopped by SIGINT
 
 
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, carriage
+    returns, newlines) shown as ``\\xNN`` instead of acting on the screen."""
+    return text.translate(_CONTROL)
+
+
 def table(report: Report, health: Health) -> str:
     """One line per check (name, status, time taken, output), then the whole."""
     service = health.registry.service
@@ -21,10 +30,10 @@ def table(report: Report, health: Health) -> str:
         outcome = counted.outcome
         rows.append(
             (
-                counted.name,
+                printable(counted.name),
                 counted.status,
                 f"{outcome.duration * 1000:.1f} ms",
-                counted.output(service) or "",
+                printable(counted.output(service) or ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -34,7 +43,7 @@ def table(report: Report, health: Health) -> str:
         ).rstrip()
         for row in rows
     ]
-    whole = f"{report.status}: {report.output}" if report.output else report.status
+    whole = f"{report.status}: {printable(report.output)}" if report.output else report.status
     lines.append(f"\n{whole} ({len(report.checks)} checks)")
     return "\n".join(lines) + "\n"
 
@@ -48,9 +57,17 @@ def run(health: Health, *, as_json: bool = False, out: TextIO | None = None) -> 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
-    if as_json:
-        out.write(health.registry.ietf(report).decode() + "\n")
-    else:
-        out.write(table(report, health))
-    out.flush()
-    return 1 if report.status == "fail" else 0
+    code = 1 if report.status == "fail" else 0
+    try:
+        if as_json:
+            out.write(health.registry.ietf(report).decode() + "\n")
+        else:
+            out.write(table(report, health))
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): the exit code still says what was found.
+        # Python's advice: point stdout at devnull so its flush at exit cannot fail.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code

@@ -25,6 +25,8 @@ from health_middleware.shutdown import DelayedExit
 
 logger = logging.getLogger("health_middleware")
 
+ONCE_THREADS = 64  # the most threads a one-shot run of every check uses
+
 
 @dataclass
 class Running:
@@ -107,8 +109,13 @@ class Runtime:
         full report of these runs. Nothing is recorded: what this process serves, and
         its refresher, are left alone."""
         states = [CheckState(state.check) for state in self._registry.states()]
-        queued_within = 2 * max((state.check.timeout for state in states), default=0.0)
-        pool = CheckPool(self._max_threads, name="health-check-once")
+        # A thread for every sync check (up to ONCE_THREADS): a one-shot run is a
+        # deploy gate, where a check "not started" behind others would be a false fail.
+        sync = sum(not state.check.is_async for state in states)
+        threads = max(self._max_threads, min(sync, ONCE_THREADS))
+        longest = max((state.check.timeout for state in states), default=0.0)
+        queued_within = longest * (1 + sync // threads) + longest
+        pool = CheckPool(threads, name="health-check-once")
         try:
             outcomes = await asyncio.gather(
                 *(run_once(state.check, pool, queued_within) for state in states)

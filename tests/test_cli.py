@@ -210,3 +210,35 @@ def test_check_stops_cleanly_on_ctrl_c() -> None:
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted" in stderr
+
+
+def test_check_shows_control_characters_instead_of_obeying_them() -> None:
+    result = check("tests.apps.checkable:hostile")
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout
+    assert "\r" not in result.stdout
+    assert "\\x1b[2J" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if line.startswith("escape"))
+    assert "second" in row  # the newline did not break the table
+
+
+def test_check_gives_every_check_a_thread_of_its_own() -> None:
+    """120 checks of 0.3 s with max_threads=2: a one-shot run must not fail them as
+    'not started' behind each other."""
+    result = check("tests.apps.checkable:many")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "not started" not in result.stdout
+
+
+def test_check_survives_a_reader_that_went_away() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "health_middleware", "check", "tests.apps.checkable:passing"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # as `| true` does
+    _, error = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert b"Traceback" not in error

@@ -324,3 +324,16 @@ def test_the_wsgi_helper_answers_health_before_django(project: dict[str, Any]) -
     assert response.headers["Content-Type"] == "application/health+json"
     assert orjson.loads(response.get_data())["serviceId"] == "django-test"
     project_health().stop()  # run alone, the request started the refresher
+
+
+def test_runs_of_the_cache_check_at_once_never_read_each_others_value(
+    project: dict[str, Any],
+) -> None:
+    """A deploy gate's run_once beside the server's refresher runs the same check at
+    the same time: each run writes and reads a key of its own."""
+    from health_middleware.django import checks
+
+    check = checks.cache("default")
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: check(), range(64)))
+    assert {result.status for result in results} == {"pass"}

@@ -43,18 +43,22 @@ def cache(alias: str) -> Check:
     """A set, get and delete of a private key in the cache ``alias`` (a value read
     back other than the one written fails), then the cache closed, as at the end of a
     request: ``responseTime`` in ms."""
-    key = f"health_middleware:{secrets.token_hex(8)}"
 
     def check() -> CheckResult:
         from django.core.cache import caches
 
         store = caches[alias]
+        # A key of its own for every run: two runs at once (a deploy gate's run_once
+        # beside the server's) never read each other's value.
+        key = f"health_middleware:{secrets.token_hex(8)}"
         value = secrets.token_hex(8)
         started = time.perf_counter()
         try:
             store.set(key, value, timeout=30)
-            read = store.get(key)
-            store.delete(key)
+            try:
+                read = store.get(key)
+            finally:
+                store.delete(key)  # removed even when the read fails
         finally:
             store.close()
         if read != value:
@@ -103,8 +107,9 @@ def storage() -> Check:
 
         content = secrets.token_hex(8).encode()
         started = time.perf_counter()
+        # At the storage's root: a folder of ours would be left behind in MEDIA_ROOT.
         name = default_storage.save(
-            f"health_middleware/{secrets.token_hex(8)}.txt", ContentFile(content)
+            f"health_middleware-{secrets.token_hex(8)}.txt", ContentFile(content)
         )
         try:
             with default_storage.open(name) as stored:

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "interval": None,  # seconds between their runs; None: the Health's
 }
 DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+DUMMY_DATABASE = "django.db.backends.dummy"  # what Django puts in an empty DATABASES
 
 _lock = threading.Lock()
 _health: Health | None = None
@@ -55,6 +56,12 @@ def options() -> dict[str, Any]:
             raise _improper(f"{key!r} must be a 'package.module:attribute' string")
     if not isinstance(chosen["options"], Mapping):
         raise _improper("'options' must be a dict of Health options")
+    if not isinstance(chosen["storage"], bool):
+        raise _improper("'storage' must be True or False")
+    for key in ("timeout", "interval"):
+        value = chosen[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise _improper(f"{key!r} must be a number of seconds or None")
     return chosen
 
 
@@ -67,7 +74,7 @@ def _aliases(value: object, configured: Mapping[str, Any], what: str) -> list[st
         raise _improper(f"{what!r} must be True, False or a list of aliases")
     for alias in value:
         if alias not in configured:
-            raise _improper(f"{what!r} names {alias!r}, which is not configured")
+            raise _improper(f"{what!r} names {alias!r}, which is not configured (or is a dummy)")
     return list(value)
 
 
@@ -82,11 +89,28 @@ def _celery_app(target: object) -> Any:
         return None
     import celery
 
-    return celery.current_app._get_current_object()
+    # An app of our own, configured as the project's is by convention (the CELERY_*
+    # settings), to ping with: the current app is Celery's default one unless the
+    # project's celery module happens to be imported, and would ping the wrong broker.
+    app = celery.Celery("health_middleware")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    return app
 
 
 def build() -> Health:
-    """The ``Health`` the setting names or configures, with Django's checks added."""
+    """The ``Health`` the setting names or configures, with Django's checks added; any
+    mistake is an ``ImproperlyConfigured`` that names the setting, at start-up."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return _build()
+    except ImproperlyConfigured:
+        raise
+    except (TypeError, ValueError, ImportError, AttributeError) as exc:
+        raise _improper(str(exc)) from exc
+
+
+def _build() -> Health:
     from django.conf import settings
 
     from health_middleware import checks as builtin
@@ -101,7 +125,12 @@ def build() -> Health:
         health = Health(**chosen["options"])
     timing = {"timeout": chosen["timeout"], "interval": chosen["interval"]}
     timeout = health.timeout if chosen["timeout"] is None else chosen["timeout"]
-    for alias in _aliases(chosen["databases"], settings.DATABASES, "databases"):
+    databases = {
+        alias: config
+        for alias, config in settings.DATABASES.items()
+        if config.get("ENGINE") != DUMMY_DATABASE
+    }
+    for alias in _aliases(chosen["databases"], databases, "databases"):
         health.add_check(f"database.{alias}:responseTime", checks.database(alias), **timing)
     caches = {
         alias: config
@@ -110,9 +139,9 @@ def build() -> Health:
     }
     for alias in _aliases(chosen["caches"], caches, "caches"):
         health.add_check(f"cache.{alias}:responseTime", checks.cache(alias), **timing)
-    if chosen["migrations"]:
-        from django.db import DEFAULT_DB_ALIAS
+    from django.db import DEFAULT_DB_ALIAS
 
+    if chosen["migrations"] and DEFAULT_DB_ALIAS in databases:
         check = checks.migrations(DEFAULT_DB_ALIAS, chosen["migrations"])
         health.add_check("migrations", check, **timing)
     if chosen["storage"]:

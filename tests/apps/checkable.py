@@ -31,3 +31,15 @@ hanging = Health(timeout=600)
 hanging.add_check("hangs", lambda: time.sleep(600))
 
 not_a_health = object()
+
+hostile = Health(timeout=1)
+
+
+@hostile.check("escape")
+def escape() -> CheckResult:
+    return CheckResult("fail", output="\x1b[2J\x1b[31mPWNED\x1b]0;title\x07 line\nsecond\rover")
+
+
+many = Health(timeout=0.5, max_threads=2)
+for number in range(120):
+    many.add_check(f"slow-{number}", lambda: time.sleep(0.3))  # each passes in 0.3 s
