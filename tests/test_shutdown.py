@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import debian_tool, free_port, gunicorn, server, uvicorn
+from tests.support import Server, debian_tool, free_port, gunicorn, server, uvicorn
 from tests.test_haproxy import Stream, running, seen
 
 pytestmark = pytest.mark.server
@@ -101,10 +101,17 @@ def test_sigterm_without_a_prestop_hook_loses_no_request(name: str, tmp_path: Pa
     assert exit_code is not None
 
 
+def _until_ready(running: Server) -> None:
+    deadline = time.monotonic() + 10  # the first round of checks
+    while running.get("/health/ready").status != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_a_second_sigterm_stops_at_once(tmp_path: Path) -> None:
     env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "30"}
     with server(uvicorn("tests.apps.flagged:asgi_app"), env) as running:
-        assert running.get("/health/ready").status == 200
+        _until_ready(running)
         os.kill(running.process.pid, signal.SIGTERM)
         time.sleep(0.5)
         assert running.get("/health/ready").status == 503  # draining at once
@@ -119,7 +126,7 @@ def test_a_second_sigterm_stops_at_once(tmp_path: Path) -> None:
 def test_sigint_is_left_alone(tmp_path: Path) -> None:
     env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "30"}
     with server(uvicorn("tests.apps.flagged:asgi_app"), env) as running:
-        assert running.get("/health/ready").status == 200
+        _until_ready(running)
         os.kill(running.process.pid, signal.SIGINT)
         running.process.wait(10)
 
@@ -129,7 +136,10 @@ def test_a_gunicorn_reload_never_leaves_the_instance_drained(tmp_path: Path) -> 
     drain themselves, the new ones serve; readiness never stays 503."""
     env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "1"}
     with server(gunicorn("tests.apps.flagged:wsgi_app", "-w", "2"), env) as running:
-        assert running.get("/health/ready").status == 200
+        deadline = time.monotonic() + 10  # both workers' first rounds
+        while {running.get("/health/ready").status for _ in range(6)} != {200}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         os.kill(running.process.pid, signal.SIGHUP)
         time.sleep(3.0)  # the old workers' delay has passed; they are gone
         assert {running.get("/health/ready").status for _ in range(20)} == {200}
