@@ -119,6 +119,12 @@ def remove_dead(folder: str | None = None) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(path + suffix)
         removed += 1
+    for path in glob.glob(os.path.join(folder or directory(), f"{mine}port-*.owner")):
+        with contextlib.suppress(OSError, ValueError):
+            with open(path) as marker:
+                server = Instance.decode(marker.read(64))
+            if server is None or not server.alive():
+                os.unlink(path)  # a probe port's marker whose server has gone
     return removed
 
 
