@@ -81,8 +81,14 @@ def _health() -> Any:
     health.add_check("dependency:responseTime", check_async)
     if HUNG:
         health.add_check("hung", hang_async, critical=False)
+    return _listening(health)
+
+
+def _listening(health: Any) -> Any:
+    """``health`` with the probe port ``HEALTH_MIDDLEWARE_LISTEN`` names, as the
+    one-liners read it (these apps make their own ``Health``)."""
     listen = os.environ.get("HEALTH_MIDDLEWARE_LISTEN")
-    if listen and hasattr(health, "listen"):  # the probe port, as the one-liners read it
+    if listen and hasattr(health, "listen"):
         from health_middleware.loading import listen_address
 
         host, port = listen_address(listen)
@@ -119,7 +125,7 @@ def _ours_wsgi_around(app: Any) -> Any:
     health.add_check("dependency:responseTime", check_sync)
     if HUNG:
         health.add_check("hung", hang_sync, critical=False)
-    return WSGIHealthMiddleware(app, health)
+    return WSGIHealthMiddleware(app, _listening(health))
 
 
 def _ours_wsgi() -> Any:
