@@ -386,7 +386,9 @@ def test_a_long_run_under_probe_load_stays_flat() -> None:
             stop_load.set()
             load.join(30)
     assert errors == []
-    assert end["threads"] == start["threads"], (start, end)
+    # The check pool grows to the sync runs that overlap, never past them: the app has
+    # two sync checks, so a second pool thread may join once they first overlap.
+    assert end["threads"] - start["threads"] <= 1, (start, end)
     assert abs(end["fds"] - start["fds"]) <= 2, (start, end)
     assert abs(tasks_end - tasks_start) <= 3, (tasks_start, tasks_end)
     assert end["rss_kib"] - start["rss_kib"] < 4096, (start, end)

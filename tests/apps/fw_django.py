@@ -7,15 +7,16 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-settings.configure(
-    DEBUG=False,
-    ALLOWED_HOSTS=["*"],
-    ROOT_URLCONF=__name__,
-    SECRET_KEY="test-only",
-    MIDDLEWARE=[],
-    INSTALLED_APPS=[],
-)
-django.setup()
+if not settings.configured:  # in the test process another Django project may be set up
+    settings.configure(
+        DEBUG=False,
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=__name__,
+        SECRET_KEY="test-only",
+        MIDDLEWARE=[],
+        INSTALLED_APPS=[],
+    )
+    django.setup()
 
 
 def home(request: HttpRequest) -> HttpResponse:
