@@ -173,32 +173,35 @@ class Runtime:
         if self._delayed_exit is not None:
             self._delayed_exit.install(loop)
 
+    def _new_refresher(self) -> Refresher | None:
+        """A refresher to start in this process, the probe port opened first; None when
+        one runs here already (the lock is held)."""
+        self._registry.activated = True
+        if self.running is not None and self.running.alive():
+            return None
+        self._open_probe_port()
+        return self._refresher()
+
     def start_on_loop(self) -> None:
         """Start the refresher as a task on the running loop (ASGI), unless it runs."""
         loop = asyncio.get_running_loop()
-        registry = self._registry
         with self._lock:
-            registry.activated = True
-            if self.running is not None and self.running.alive():
+            refresher = self._new_refresher()
+            if refresher is None:
                 return
-            self._open_probe_port()
-            refresher = self._refresher()
             running = Running(os.getpid(), refresher, loop)
             running.task = loop.create_task(refresher.run(), name="health-refresher")
             self.running = running
         self.install_shutdown_delay(loop)
-        registry.publish()  # valid from now: requests take the hot path
+        self._registry.publish()  # valid from now: requests take the hot path
 
     def start_in_thread(self) -> None:
         """Start the refresher on a daemon thread with its own loop (WSGI), unless it runs."""
-        registry = self._registry
         with self._lock:
-            registry.activated = True
-            if self.running is not None and self.running.alive():
+            refresher = self._new_refresher()
+            if refresher is None:
                 return
-            self._open_probe_port()
             loop = asyncio.new_event_loop()
-            refresher = self._refresher()
 
             def serve() -> None:
                 asyncio.set_event_loop(loop)
@@ -214,7 +217,7 @@ class Runtime:
             self.running = Running(os.getpid(), refresher, loop, thread=thread)
             thread.start()
         self.install_shutdown_delay()
-        registry.publish()  # valid from now: requests take the hot path
+        self._registry.publish()  # valid from now: requests take the hot path
 
     async def stop_async(self) -> None:
         """Stop a refresher running on this loop and wait for it (bounded)."""

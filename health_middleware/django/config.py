@@ -78,6 +78,11 @@ def _aliases(value: object, configured: Mapping[str, Any], what: str) -> list[st
     return list(value)
 
 
+def _real(configured: Mapping[str, Any], key: str, dummy: str) -> dict[str, Any]:
+    """The aliases of ``configured`` whose ``key`` is not Django's ``dummy`` backend."""
+    return {alias: config for alias, config in configured.items() if config.get(key) != dummy}
+
+
 def _celery_app(target: object) -> Any:
     if target is False:
         return None
@@ -125,18 +130,10 @@ def _build() -> Health:
         health = Health(**chosen["options"])
     timing = {"timeout": chosen["timeout"], "interval": chosen["interval"]}
     timeout = health.timeout if chosen["timeout"] is None else chosen["timeout"]
-    databases = {
-        alias: config
-        for alias, config in settings.DATABASES.items()
-        if config.get("ENGINE") != DUMMY_DATABASE
-    }
+    databases = _real(settings.DATABASES, "ENGINE", DUMMY_DATABASE)
     for alias in _aliases(chosen["databases"], databases, "databases"):
         health.add_check(f"database.{alias}:responseTime", checks.database(alias), **timing)
-    caches = {
-        alias: config
-        for alias, config in settings.CACHES.items()
-        if config.get("BACKEND") != DUMMY_CACHE
-    }
+    caches = _real(settings.CACHES, "BACKEND", DUMMY_CACHE)
     for alias in _aliases(chosen["caches"], caches, "caches"):
         health.add_check(f"cache.{alias}:responseTime", checks.cache(alias), **timing)
     from django.db import DEFAULT_DB_ALIAS
