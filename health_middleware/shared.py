@@ -180,12 +180,6 @@ class SharedState:
         with self._db():
             pass
 
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
-            self._connection = None
-
     # -- runs ------------------------------------------------------------------------------
 
     def claim(
