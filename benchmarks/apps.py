@@ -23,8 +23,16 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+# The bare apps send exactly the response the middleware sends for /health/ready (its
+# status, headers and body: tests/test_benchmark_apps.py holds them to it), so that
+# "ours ÷ bare" measures the middleware, not a difference in what goes on the wire.
 BODY = b'{"status":"pass"}'
-HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"17")]
+HEADERS = [
+    (b"content-type", b"application/health+json"),
+    (b"content-length", b"17"),
+    (b"cache-control", b"no-store"),
+]
+WSGI_HEADERS = [(name.decode(), value.decode()) for name, value in HEADERS]
 HUNG = os.environ.get("BENCH_HUNG") == "1"
 RUNS = [0]
 _HANG = threading.Event()  # never set
@@ -62,12 +70,14 @@ def _runs_body() -> bytes:
 async def bare_asgi(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": BODY})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": list(HEADERS), "trailers": False}
+    )
+    await send({"type": "http.response.body", "body": BODY, "more_body": False})
 
 
 def bare_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "17")])
+    start_response("200 OK", list(WSGI_HEADERS))
     return [BODY]
 
 
