@@ -176,9 +176,13 @@ def agreement(name: str, workers: int = 4, flips: int = 5) -> Agreement:
     polls = 0
     with flagged(name, workers) as (running, flag, _):
         warm(running, workers)
-        deadline = time.monotonic() + 10
-        while _body(running.port, "/health/ready")[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # Every worker ready first: one 200 is not enough (a worker still starting
+        # answers 503 "not completed yet", which the first flip would count as the
+        # new status arriving at once and the others' 200 as a disagreement).
+        deadline, held_since = time.monotonic() + 15, time.monotonic()
+        while time.monotonic() - held_since < 1.0 and time.monotonic() < deadline:
+            if _body(running.port, "/health/ready")[0] != 200:
+                held_since = time.monotonic()
         for _ in range(flips):
             old = 200 if not flag.exists() else 503
             new = 503 if old == 200 else 200
