@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -328,6 +329,8 @@ class Sample:
     threads: int  # the most threads in a worker
     files: int  # the most file descriptors in a worker that are not sockets
     sockets: int  # socket descriptors of all workers together
+    master_fds: int  # the arbiter's descriptors (a recycled worker must leave none behind)
+    database_kib: float  # the instance database's main file (its WAL is bounded by checkpoints)
 
 
 @dataclass
@@ -338,6 +341,7 @@ class LongRun:
     non_2xx: int
     errors: int
     flips: int
+    recycles: int
 
     def growth(self) -> dict[str, tuple[float, float, bool]]:
         """Per figure: its value after the first minute, its last value, and whether it
@@ -352,6 +356,8 @@ class LongRun:
             ("threads", 1.0),
             ("files", 1.0),
             ("sockets", 8.0),
+            ("master_fds", 1.0),
+            ("database_kib", 64.0),
         ):
             before, after = float(getattr(first, name)), float(getattr(last, name))
             result[name] = (before, after, after - before <= tolerance)
@@ -392,29 +398,43 @@ def _children(parent: int) -> list[int]:
 
 
 LONG_WORKERS = 2
-MAX_REQUESTS = 50_000  # each worker recycled after about this many requests
+RECYCLE_EVERY = 2  # sampling periods between two worker recycles
+
+
+def _database_kib(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.glob("*.sqlite3")) / 1024
 
 
 def long_run(minutes: float) -> LongRun:
-    """``minutes`` of wrk load on gunicorn gthread with 2 workers recycled by
-    --max-requests, the check flapping (its flag flipped every 2 s), sampled each minute
-    (each third of the run, for runs under 3 minutes)."""
+    """``minutes`` of wrk load on gunicorn gthread with 2 workers, the check flapping
+    (its flag flipped every 2 s), sampled each minute (each third of the run, for runs
+    under 3 minutes); every second period the oldest worker is recycled: sent SIGTERM,
+    which a gunicorn worker handles as it handles reaching --max-requests (it finishes
+    its requests and exits; the arbiter starts another). A worker's life then spans
+    several samples, which --max-requests at this machine's rate would not allow: a
+    worker that leaks shows it, and every recycle shows what it leaves behind."""
     seconds = minutes * 60
     period = 60.0 if minutes >= 3 else seconds / 3
     args = gunicorn(
         "tests.apps.flagged:wsgi_app", "-k", "gthread", "--threads", "4",
-        "-w", str(LONG_WORKERS), "--max-requests", str(MAX_REQUESTS),
-        "--max-requests-jitter", str(MAX_REQUESTS // 10), "--log-level", "warning",
+        "-w", str(LONG_WORKERS), "--log-level", "warning",
     )  # fmt: skip
     samples: list[Sample] = []
-    seen: set[int] = set()
-    flips = 0
+    born: dict[int, float] = {}  # worker pid -> when first seen
+    flips = recycles = 0
     with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
-        flag = Path(tmp) / "flag"
-        env = {"HM_FLAG": str(flag), "HM_INTERVAL": "0.5", "HM_TIMEOUT": "0.5"}
+        flag, state = Path(tmp) / "flag", Path(tmp) / "state"
+        state.mkdir()
+        env = {
+            "HM_FLAG": str(flag),
+            "HM_INTERVAL": "0.5",
+            "HM_TIMEOUT": "0.5",
+            "HEALTH_MIDDLEWARE_STATE_DIR": str(state),
+        }
         with pinned_server(args, env) as running:
             warm(running, LONG_WORKERS)
             started = time.monotonic()
+            next_recycle = started + RECYCLE_EVERY * period
             with pinned((cores() or (None, None))[1]):
                 wrk = subprocess.Popen(
                     wrk_command(running.port, "/health/ready", seconds),
@@ -429,6 +449,13 @@ def long_run(minutes: float) -> LongRun:
                     flag.unlink() if flag.exists() else flag.touch()
                     flips += 1
                     next_flip += 2
+                if now >= next_recycle and now < started + seconds - period / 2:
+                    next_recycle += RECYCLE_EVERY * period
+                    alive = [pid for pid in _children(running.process.pid) if pid in born]
+                    if alive:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(min(alive, key=born.__getitem__), signal.SIGTERM)
+                            recycles += 1
                 if now >= next_sample and len(samples) < round(seconds / period):
                     next_sample += period
                     workers = {
@@ -436,19 +463,23 @@ def long_run(minutes: float) -> LongRun:
                         for pid in _children(running.process.pid)
                         if (figures := _proc(pid)) is not None
                     }
-                    seen.update(workers)
+                    for pid in workers:
+                        born.setdefault(pid, now)
+                    master = _proc(running.process.pid)
                     sample = Sample(
                         (now - started) / 60,
                         len(workers),
-                        len(seen),
+                        len(born),
                         max((f[0] for f in workers.values()), default=math.nan),
                         max((f[1] for f in workers.values()), default=0),
                         max((f[2] for f in workers.values()), default=0),
                         sum(f[3] for f in workers.values()),
+                        (master[2] + master[3]) if master else 0,
+                        _database_kib(state),
                     )
                     samples.append(sample)
                     _note(f"long run, minute {sample.minute:.1f}: {sample}")
                 time.sleep(0.2)
             output = wrk.communicate()[0]
     rps, _, _, errors, non_2xx = parse_wrk(output)
-    return LongRun(minutes, samples, rps, non_2xx, errors, flips)
+    return LongRun(minutes, samples, rps, non_2xx, errors, flips, recycles)

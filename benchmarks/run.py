@@ -356,17 +356,18 @@ def long_rows(run: host.LongRun, targets: list[tuple[str, str, bool | None]]) ->
     lines = [
         "",
         f"## Long run ({run.minutes:g} min of wrk load on /health/ready, gunicorn gthread "
-        f"-w {host.LONG_WORKERS} --max-requests {host.MAX_REQUESTS:,}, the check's flag "
-        f"flipped {run.flips} times; {run.rps:,.0f} requests/s, {run.non_2xx:,} non-2xx, "
-        f"{run.errors:,} socket errors)",
+        f"-w {host.LONG_WORKERS}, the oldest worker recycled {run.recycles} times (SIGTERM, "
+        f"as --max-requests stops it), the check's flag flipped {run.flips} times; "
+        f"{run.rps:,.0f} requests/s, {run.non_2xx:,} non-2xx, {run.errors:,} socket errors)",
         "",
     ]
     lines += table(
         ["minute", "workers", "worker pids sampled", "RSS MiB (largest worker)",
-         "threads (most)", "files (most, not sockets)", "sockets (all workers)"],
+         "threads (most)", "files (most, not sockets)", "sockets (all workers)",
+         "arbiter fds", "instance database KiB"],
         [
             (f"{s.minute:.1f}", s.workers, s.pids_seen, f"{s.rss_mib:.1f}", s.threads, s.files,
-             s.sockets)
+             s.sockets, s.master_fds, f"{s.database_kib:.0f}")
             for s in run.samples
         ],
     )  # fmt: skip
