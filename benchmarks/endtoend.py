@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -149,14 +150,14 @@ def _built(app: str) -> str:
 # Each app with its path and what it is; "bare" is the limit, "ours" the subject.
 APPS = {
     "asgi": [
-        ("bare", "bare_asgi", "/health"),
+        ("bare", "bare_asgi", "/health/ready"),
         ("ours", "ours_asgi", "/health/ready"),
         ("peer", "fastapi_health", "/health"),
         ("peer", "fastapi_route", "/health"),
         ("peer", "starlette_route", "/health"),
     ],
     "wsgi": [
-        ("bare", "bare_wsgi", "/health"),
+        ("bare", "bare_wsgi", "/health/ready"),
         ("ours", "ours_wsgi", "/health/ready"),
         ("peer", "flask_healthcheck", "/health"),
         ("peer", "django_health_check", "/health?format=json"),
@@ -240,13 +241,21 @@ class Load:
     check_runs_per_s: float
 
 
+@contextlib.contextmanager
+def private_state() -> Iterator[dict[str, str]]:
+    """The environment that keeps a server's instance database in a folder removed
+    with the row (in /dev/shm, the last row's database would stay behind)."""
+    with tempfile.TemporaryDirectory(prefix="bench-state-") as folder:
+        yield {"HEALTH_MIDDLEWARE_STATE_DIR": folder}
+
+
 def measure(scenario: Scenario, duration: float) -> Load:
     """One wrk run of ``scenario`` against a fresh server."""
     hung = scenario.hung
-    env = {"BENCH_HUNG": "1" if hung else "0"}
     args = STACK[scenario.stack].args(f"benchmarks.apps:{scenario.app}")
     server_cores, wrk_cores = cores() or (None, None)
     with contextlib.ExitStack() as stack:
+        env = {"BENCH_HUNG": "1" if hung else "0", **stack.enter_context(private_state())}
         with pinned(server_cores):  # the server (and its workers) inherit the core
             running = stack.enter_context(server(args, env, ready="/_runs"))
         _ready(running, scenario.path, 3.0 if hung else 20.0)

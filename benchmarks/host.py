@@ -17,7 +17,9 @@ import contextlib
 import http.client
 import math
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.endtoend import cores, parse_wrk, pinned, wrk_command
+from benchmarks.endtoend import cores, parse_wrk, pinned, private_state, wrk_command
 from benchmarks.spread import percentile
 from health_middleware import Health
 from tests.support import Server, free_port, get, gunicorn, server, uvicorn
@@ -88,10 +90,12 @@ def _starts(runs: Path) -> list[tuple[int, float]]:
 def pinned_server(
     args: list[str], env: dict[str, str], ready: str = "/health/live"
 ) -> Iterator[Server]:
-    """``server`` started on the server's core (its workers inherit it)."""
+    """``server`` started on the server's core (its workers inherit it), its instance
+    database in a private folder unless ``env`` names one."""
     with contextlib.ExitStack() as stack:
+        full = {**stack.enter_context(private_state()), **env}
         with pinned((cores() or (None, None))[0]):
-            running = stack.enter_context(server(args, env, ready=ready))
+            running = stack.enter_context(server(args, full, ready=ready))
         yield running
 
 
@@ -165,51 +169,71 @@ class Agreement:
     workers: int
     flips: int
     polls: int
-    windows_ms: list[float]  # per flip: last poll with the old status - first with the new
+    failed: int  # polls that got no answer (each counts as not agreeing)
+    windows_ms: list[float]  # per flip: last poll not new - first new (inf: never agreed)
     detect_ms: list[float]  # per flip: the flip - the first poll with the new status
 
 
+HOLD = 1.5  # seconds every poll must show one status for the workers to agree
+AGREE_WITHIN = INTERVAL * 4 + 2  # past this after a flip, the workers never agreed
+
+
+def _poll_until_agreed(port: int, want: int, since: float) -> tuple[float, float, int, int]:
+    """Poll /health/ready until every answer has been ``want`` for HOLD seconds, or
+    AGREE_WITHIN seconds from ``since`` have passed; return (the first poll showing
+    ``want``, the last poll showing anything else (a failed poll included) or nan,
+    polls, failed polls). A worker that never agrees leaves the last time unheld."""
+    first = last_other = math.nan
+    polls = failed = 0
+    held_since = since
+    while True:
+        now = time.monotonic()
+        status = _body(port, "/health/ready")[0]
+        polls += 1
+        failed += status == 0
+        if status == want:
+            if math.isnan(first):
+                first = now
+        else:
+            last_other, held_since = now, now
+        if not math.isnan(first) and now - held_since >= HOLD:
+            return first, last_other, polls, failed
+        if now - since > AGREE_WITHIN:
+            return first, math.inf, polls, failed
+
+
 def agreement(name: str, workers: int = 4, flips: int = 5) -> Agreement:
-    """Flip the flag ``flips`` times; between flips poll /health/ready on fresh
-    connections as fast as one client can until the new status has held for 1.5 s."""
+    """Flip the flag ``flips`` times; after each flip poll /health/ready on fresh
+    connections as fast as one client can until every answer has been the new status
+    for 1.5 s (the workers agree), so each flip starts from agreement."""
     windows: list[float] = []
     detects: list[float] = []
-    polls = 0
+    polls = failed = 0
     with flagged(name, workers) as (running, flag, _):
         warm(running, workers)
         # Every worker ready first: one 200 is not enough (a worker still starting
         # answers 503 "not completed yet", which the first flip would count as the
         # new status arriving at once and the others' 200 as a disagreement).
-        deadline, held_since = time.monotonic() + 15, time.monotonic()
-        while time.monotonic() - held_since < 1.0 and time.monotonic() < deadline:
-            if _body(running.port, "/health/ready")[0] != 200:
-                held_since = time.monotonic()
+        _, ready, _, _ = _poll_until_agreed(running.port, 200, time.monotonic())
+        if math.isinf(ready):
+            _note(f"{name} -w {workers}: the workers never all answered 200 before the flips")
         for _ in range(flips):
-            old = 200 if not flag.exists() else 503
-            new = 503 if old == 200 else 200
+            # At a random point of the check's interval: each flip waits for agreement,
+            # which would otherwise put every flip at the same phase of the schedule.
+            time.sleep(random.uniform(0.0, INTERVAL))
+            new = 200 if flag.exists() else 503
             flag.unlink() if flag.exists() else flag.touch()
             flipped = time.monotonic()
-            first_new = last_old = math.nan
-            while True:
-                now = time.monotonic()
-                status = _body(running.port, "/health/ready")[0]
-                polls += 1
-                if status == new and math.isnan(first_new):
-                    first_new = now
-                elif status == old:
-                    last_old = now
-                if not math.isnan(first_new) and now - first_new > 1.5:
-                    break
-                if now - flipped > INTERVAL * 4 + 2:
-                    break  # never changed: the row shows it
-            if math.isnan(first_new):
-                detects.append(math.inf)
-                windows.append(math.inf)
-                continue
-            detects.append((first_new - flipped) * 1000)
-            late = last_old - first_new if not math.isnan(last_old) else 0.0
-            windows.append(max(0.0, late) * 1000)
-    row = Agreement(name, workers, flips, polls, windows, detects)
+            first_new, last_other, n, lost = _poll_until_agreed(running.port, new, flipped)
+            polls, failed = polls + n, failed + lost
+            detects.append(math.inf if math.isnan(first_new) else (first_new - flipped) * 1000)
+            if math.isnan(first_new) or math.isinf(last_other):
+                windows.append(math.inf)  # never agreed within AGREE_WITHIN
+            elif math.isnan(last_other) or last_other < first_new:
+                windows.append(0.0)
+            else:
+                windows.append((last_other - first_new) * 1000)
+    row = Agreement(name, workers, flips, polls, failed, windows, detects)
     _note(f"{name} -w {workers}: disagreement windows {[f'{w:.0f}' for w in windows]} ms")
     return row
 
@@ -325,12 +349,13 @@ class Sample:
     minute: float
     workers: int
     pids_seen: int  # every worker pid seen so far (recycled workers add to it)
-    rss_mib: float  # the largest worker's resident memory
-    threads: int  # the most threads in a worker
-    files: int  # the most file descriptors in a worker that are not sockets
+    kept_alive: bool  # whether the worker kept for the whole run still runs
+    rss_mib: float  # the kept worker's resident memory
+    threads: int  # the kept worker's threads
+    files: int  # the kept worker's file descriptors that are not sockets
     sockets: int  # socket descriptors of all workers together
     master_fds: int  # the arbiter's descriptors (a recycled worker must leave none behind)
-    database_kib: float  # the instance database's main file (its WAL is bounded by checkpoints)
+    database_kib: float  # the instance database's logical size (page_count, the WAL's too)
 
 
 @dataclass
@@ -344,9 +369,11 @@ class LongRun:
     recycles: int
 
     def growth(self) -> dict[str, tuple[float, float, bool]]:
-        """Per figure: its value after the first minute, its last value, and whether it
+        """Per figure: its value at the first sample, its last value, and whether it
         stayed flat (within a tolerance for noise: 2 MiB + 2 % of memory, one thread, one
-        file, 8 sockets as wrk's connections move between workers)."""
+        file, 8 sockets as wrk's connections move between workers, 64 KiB of database).
+        The worker figures are those of the one worker kept for the whole run: a worker
+        recycled every few minutes could never show a slow leak."""
         if len(self.samples) < 2:
             return {}
         first, last = self.samples[0], self.samples[-1]
@@ -365,6 +392,8 @@ class LongRun:
 
     @property
     def flat(self) -> bool | None:
+        if any(not s.kept_alive for s in self.samples):
+            return False  # the kept worker died: nothing to judge it by, and a failure
         growth = self.growth()
         return all(ok for _, _, ok in growth.values()) if growth else None
 
@@ -402,17 +431,29 @@ RECYCLE_EVERY = 2  # sampling periods between two worker recycles
 
 
 def _database_kib(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.glob("*.sqlite3")) / 1024
+    """The instance databases' logical size: pages, those still in the WAL included
+    (the main file alone changes only at checkpoints)."""
+    total = 0
+    for path in folder.glob("*.sqlite3"):
+        with contextlib.suppress(sqlite3.Error):
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1.0)
+            try:
+                pages = db.execute("PRAGMA page_count").fetchone()[0]
+                total += pages * db.execute("PRAGMA page_size").fetchone()[0]
+            finally:
+                db.close()
+    return total / 1024
 
 
 def long_run(minutes: float) -> LongRun:
     """``minutes`` of wrk load on gunicorn gthread with 2 workers, the check flapping
     (its flag flipped every 2 s), sampled each minute (each third of the run, for runs
-    under 3 minutes); every second period the oldest worker is recycled: sent SIGTERM,
-    which a gunicorn worker handles as it handles reaching --max-requests (it finishes
-    its requests and exits; the arbiter starts another). A worker's life then spans
-    several samples, which --max-requests at this machine's rate would not allow: a
-    worker that leaks shows it, and every recycle shows what it leaves behind."""
+    under 3 minutes). One worker is kept for the whole run and judged over it; the
+    other is recycled every second period: sent SIGTERM, which a gunicorn worker
+    handles as it handles reaching --max-requests (it finishes its requests and exits;
+    the arbiter starts another). --max-requests itself would recycle both workers
+    within seconds at this machine's rate, and no worker would live long enough to
+    show a leak."""
     seconds = minutes * 60
     period = 60.0 if minutes >= 3 else seconds / 3
     args = gunicorn(
@@ -420,7 +461,7 @@ def long_run(minutes: float) -> LongRun:
         "-w", str(LONG_WORKERS), "--log-level", "warning",
     )  # fmt: skip
     samples: list[Sample] = []
-    born: dict[int, float] = {}  # worker pid -> when first seen
+    seen: set[int] = set()
     flips = recycles = 0
     with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
         flag, state = Path(tmp) / "flag", Path(tmp) / "state"
@@ -432,9 +473,9 @@ def long_run(minutes: float) -> LongRun:
             "HEALTH_MIDDLEWARE_STATE_DIR": str(state),
         }
         with pinned_server(args, env) as running:
-            warm(running, LONG_WORKERS)
+            arbiter = running.process.pid
+            kept = min(warm(running, LONG_WORKERS) or _children(arbiter))
             started = time.monotonic()
-            next_recycle = started + RECYCLE_EVERY * period
             with pinned((cores() or (None, None))[1]):
                 wrk = subprocess.Popen(
                     wrk_command(running.port, "/health/ready", seconds),
@@ -443,6 +484,7 @@ def long_run(minutes: float) -> LongRun:
                     text=True,
                 )
             next_flip, next_sample = started + 2, started + period * 0.97
+            next_recycle = started + RECYCLE_EVERY * period
             while wrk.poll() is None:
                 now = time.monotonic()
                 if now >= next_flip:
@@ -451,35 +493,34 @@ def long_run(minutes: float) -> LongRun:
                     next_flip += 2
                 if now >= next_recycle and now < started + seconds - period / 2:
                     next_recycle += RECYCLE_EVERY * period
-                    alive = [pid for pid in _children(running.process.pid) if pid in born]
-                    if alive:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(min(alive, key=born.__getitem__), signal.SIGTERM)
-                            recycles += 1
+                    for pid in _children(arbiter):
+                        if pid != kept:
+                            with contextlib.suppress(ProcessLookupError):
+                                os.kill(pid, signal.SIGTERM)
+                                recycles += 1
                 if now >= next_sample and len(samples) < round(seconds / period):
                     next_sample += period
-                    workers = {
-                        pid: figures
-                        for pid in _children(running.process.pid)
-                        if (figures := _proc(pid)) is not None
-                    }
-                    for pid in workers:
-                        born.setdefault(pid, now)
-                    master = _proc(running.process.pid)
-                    sample = Sample(
-                        (now - started) / 60,
-                        len(workers),
-                        len(born),
-                        max((f[0] for f in workers.values()), default=math.nan),
-                        max((f[1] for f in workers.values()), default=0),
-                        max((f[2] for f in workers.values()), default=0),
-                        sum(f[3] for f in workers.values()),
-                        (master[2] + master[3]) if master else 0,
-                        _database_kib(state),
-                    )
-                    samples.append(sample)
-                    _note(f"long run, minute {sample.minute:.1f}: {sample}")
+                    samples.append(_sample(now - started, arbiter, kept, seen, state))
+                    _note(f"long run, minute {samples[-1].minute:.1f}: {samples[-1]}")
                 time.sleep(0.2)
             output = wrk.communicate()[0]
     rps, _, _, errors, non_2xx = parse_wrk(output)
     return LongRun(minutes, samples, rps, non_2xx, errors, flips, recycles)
+
+
+def _sample(elapsed: float, arbiter: int, kept: int, seen: set[int], state: Path) -> Sample:
+    workers = {pid: f for pid in _children(arbiter) if (f := _proc(pid)) is not None}
+    seen.update(workers)
+    mine, master = workers.get(kept), _proc(arbiter)
+    return Sample(
+        elapsed / 60,
+        len(workers),
+        len(seen),
+        mine is not None,
+        mine[0] if mine else math.nan,
+        mine[1] if mine else 0,
+        mine[2] if mine else 0,
+        sum(f[3] for f in workers.values()),
+        (master[2] + master[3]) if master else 0,
+        _database_kib(state),
+    )

@@ -9,7 +9,7 @@ carry over to another machine; each end-to-end figure is the median of interleav
 rounds with the lowest and highest round; each target is printed as met or missed.
 ``--only`` runs just the rows whose key contains one of its words (keys: ``in-process``,
 ``e2e:STACK:APP[:hung]``, ``host:runs:SERVER:WORKERS``, ``host:agree:SERVER``,
-``host:probe:LOAD:PORT``, ``long``) and then writes no file: it is for trying a row.
+``host:probe:SERVER:PORT``, ``long``) and then writes no file: it is for trying a row.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Plan:
                 extra += 3.0  # a peer that never answers: its readiness wait runs out
             seconds += self.rounds * (max(1, round(self.duration)) + extra)
         seconds += len(self.runs) * (self.host_seconds + 1 + 4)
-        seconds += len(self.agree) * (5 * 2.5 + 5)
+        seconds += len(self.agree) * (5 * 3.5 + 5)
         probing = [p for p in self.probes if p[1] == "main" or host.HAS_PROBE_PORT]
         seconds += len(probing) * (self.host_seconds + 5 + 4)
         return seconds + (self.long * 60 + 10 if self.long else 0)
@@ -124,7 +124,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
                 (load, port)
                 for load in host.SATURATION
                 for port in PORTS
-                if wanted(f"host:probe:{load}:{port}")
+                if wanted(f"host:probe:{load.split()[0]}:{port}")  # the load's server
             ]
         ),
         long=args.long if args.long and wanted("long") else 0.0,
@@ -303,16 +303,19 @@ def host_rows(plan: Plan, targets: list[tuple[str, str, bool | None]]) -> list[s
             f"{host.INTERVAL:g} s, the flag flipped 5 times, /health/ready polled on fresh "
             "connections by one client as fast as it goes)",
             "",
-            "Window: from the first poll showing the new status to the last poll showing "
-            "the old one (0 when no old answer came after the first new one). Detection: "
-            "from the flip to the first poll showing the new status.",
+            "Window: from the first poll showing the new status to the last poll not "
+            "showing it (the old status, or no answer; 0 when none came after the first "
+            f"new one; inf when the workers had not all shown the new status for "
+            f"{host.HOLD:g} s within {host.AGREE_WITHIN:g} s of the flip). Each flip waits "
+            "for that agreement. Detection: from the flip to the first poll showing the "
+            "new status.",
             "",
         ]
         lines += table(
-            ["server", "workers", "polls", "window median ms", "window max ms",
-             "detection median ms", "detection max ms"],
+            ["server", "workers", "polls", "failed polls", "window median ms",
+             "window max ms", "detection median ms", "detection max ms"],
             [
-                (a.server, a.workers, a.polls,
+                (a.server, a.workers, a.polls, a.failed,
                  f"{Spread.of(a.windows_ms).median:.1f}", f"{max(a.windows_ms):.1f}",
                  f"{Spread.of(a.detect_ms).median:.0f}", f"{max(a.detect_ms):.0f}")
                 for a in agreed
@@ -356,17 +359,19 @@ def long_rows(run: host.LongRun, targets: list[tuple[str, str, bool | None]]) ->
     lines = [
         "",
         f"## Long run ({run.minutes:g} min of wrk load on /health/ready, gunicorn gthread "
-        f"-w {host.LONG_WORKERS}, the oldest worker recycled {run.recycles} times (SIGTERM, "
-        f"as --max-requests stops it), the check's flag flipped {run.flips} times; "
+        f"-w {host.LONG_WORKERS}: one worker kept for the whole run, the other recycled "
+        f"{run.recycles} times (SIGTERM, as --max-requests stops it), the check's flag "
+        f"flipped {run.flips} times; "
         f"{run.rps:,.0f} requests/s, {run.non_2xx:,} non-2xx, {run.errors:,} socket errors)",
         "",
     ]
     lines += table(
-        ["minute", "workers", "worker pids sampled", "RSS MiB (largest worker)",
-         "threads (most)", "files (most, not sockets)", "sockets (all workers)",
+        ["minute", "workers", "worker pids sampled", "RSS MiB (kept worker)",
+         "threads (kept worker)", "files (kept worker, not sockets)", "sockets (all workers)",
          "arbiter fds", "instance database KiB"],
         [
-            (f"{s.minute:.1f}", s.workers, s.pids_seen, f"{s.rss_mib:.1f}", s.threads, s.files,
+            (f"{s.minute:.1f}", s.workers, s.pids_seen,
+             f"{s.rss_mib:.1f}" if s.kept_alive else "(died)", s.threads, s.files,
              s.sockets, s.master_fds, f"{s.database_kib:.0f}")
             for s in run.samples
         ],
@@ -379,7 +384,7 @@ def long_rows(run: host.LongRun, targets: list[tuple[str, str, bool | None]]) ->
     lines += ["", f"After the first sample: {verdict or 'too few samples'}."]
     targets.append(
         (
-            "memory, threads, fds over the long run (flat after the first minute)",
+            "memory, threads, fds over the long run (flat after the first sample)",
             "flat" if run.flat else ("growing" if run.flat is False else "too few samples"),
             run.flat,
         )
@@ -440,6 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     plan = make_plan(args)
+    words = [w for w in (args.only or "").split(",") if w]
+    if args.only is not None and not words:
+        parser.error("--only needs at least one word")
+    if any(w in "long" for w in words) and not args.long:
+        parser.error("the long run needs --long MINUTES")
+    if not (plan.in_process or plan.scenarios or plan.runs or plan.agree or plan.probes
+            or plan.long):  # fmt: skip
+        parser.error(f"--only {args.only!r} selects no row")
     print(
         f"estimated time: about {plan.estimate() / 60:.0f} min "
         f"({len(plan.scenarios)} end-to-end scenarios x {plan.rounds} rounds, "
