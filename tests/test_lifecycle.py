@@ -366,10 +366,14 @@ def test_recycled_workers_never_drain_the_instance(tmp_path: Path) -> None:
     with server(args, env) as running:
         statuses: list[int] = []
         deadline = time.monotonic() + 60
-        while len(statuses) < 150 and time.monotonic() < deadline:
+        # Probes until several recycles have happened, however fast this machine
+        # answers (150 probes can take 40 ms, before a worker's next tick even logs).
+        while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
                 statuses.append(running.get("/health/ready").status)
-        assert "request limit" in running.output()  # workers were recycled
+            if len(statuses) >= 150 and running.output().count("request limit") >= 4:
+                break
+        assert running.output().count("request limit") >= 4  # each worker recycled twice
         settled = [s for s in statuses[-40:]]
         assert settled.count(503) <= 4, statuses  # a new worker's first probe may start
         assert not (tmp_path / "drain").exists()
