@@ -356,6 +356,7 @@ class Sample:
     sockets: int  # socket descriptors of all workers together
     master_fds: int  # the arbiter's descriptors (a recycled worker must leave none behind)
     database_kib: float  # the instance database's logical size (page_count, the WAL's too)
+    wal_kib: float  # its WAL file (reset by checkpoints; shown, not judged)
 
 
 @dataclass
@@ -430,19 +431,24 @@ LONG_WORKERS = 2
 RECYCLE_EVERY = 2  # sampling periods between two worker recycles
 
 
-def _database_kib(folder: Path) -> float:
-    """The instance databases' logical size: pages, those still in the WAL included
-    (the main file alone changes only at checkpoints)."""
-    total = 0
+def _database_kib(folder: Path) -> tuple[float, float]:
+    """The instance databases' logical size (pages, those still in the WAL included:
+    the main file alone changes only at checkpoints), nan where one cannot be read;
+    and the size of their WAL files (bounded by checkpoints; reported, not judged)."""
+    total = 0.0
     for path in folder.glob("*.sqlite3"):
-        with contextlib.suppress(sqlite3.Error):
+        try:
             db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1.0)
             try:
                 pages = db.execute("PRAGMA page_count").fetchone()[0]
                 total += pages * db.execute("PRAGMA page_size").fetchone()[0]
             finally:
                 db.close()
-    return total / 1024
+        except sqlite3.Error as exc:
+            _note(f"long run: {path.name} could not be read ({exc}): not judged")
+            total = math.nan
+    wal = sum(p.stat().st_size for p in folder.glob("*.sqlite3-wal") if p.exists())
+    return total / 1024, wal / 1024
 
 
 def long_run(minutes: float) -> LongRun:
@@ -493,7 +499,11 @@ def long_run(minutes: float) -> LongRun:
                     next_flip += 2
                 if now >= next_recycle and now < started + seconds - period / 2:
                     next_recycle += RECYCLE_EVERY * period
-                    for pid in _children(arbiter):
+                    children = _children(arbiter)
+                    if kept not in children:  # the verdict fails it; stop recycling
+                        _note(f"long run: the kept worker {kept} is gone; no more recycles")
+                        next_recycle = math.inf
+                    for pid in children if kept in children else []:
                         if pid != kept:
                             with contextlib.suppress(ProcessLookupError):
                                 os.kill(pid, signal.SIGTERM)
@@ -522,5 +532,5 @@ def _sample(elapsed: float, arbiter: int, kept: int, seen: set[int], state: Path
         mine[2] if mine else 0,
         sum(f[3] for f in workers.values()),
         (master[2] + master[3]) if master else 0,
-        _database_kib(state),
+        *_database_kib(state),
     )

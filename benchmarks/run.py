@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -368,11 +369,11 @@ def long_rows(run: host.LongRun, targets: list[tuple[str, str, bool | None]]) ->
     lines += table(
         ["minute", "workers", "worker pids sampled", "RSS MiB (kept worker)",
          "threads (kept worker)", "files (kept worker, not sockets)", "sockets (all workers)",
-         "arbiter fds", "instance database KiB"],
+         "arbiter fds", "instance database KiB", "its WAL file KiB"],
         [
             (f"{s.minute:.1f}", s.workers, s.pids_seen,
              f"{s.rss_mib:.1f}" if s.kept_alive else "(died)", s.threads, s.files,
-             s.sockets, s.master_fds, f"{s.database_kib:.0f}")
+             s.sockets, s.master_fds, f"{s.database_kib:.0f}", f"{s.wal_kib:.0f}")
             for s in run.samples
         ],
     )  # fmt: skip
@@ -443,12 +444,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the long run (memory, threads, fds under load)")  # fmt: skip
     parser.add_argument("--only", help="comma-separated words: run only the rows whose key has one")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: every row's server is stopped and its folder removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     plan = make_plan(args)
     words = [w for w in (args.only or "").split(",") if w]
     if args.only is not None and not words:
         parser.error("--only needs at least one word")
-    if any(w in "long" for w in words) and not args.long:
+    if "long" in words and not args.long:
         parser.error("the long run needs --long MINUTES")
     if not (plan.in_process or plan.scenarios or plan.runs or plan.agree or plan.probes
             or plan.long):  # fmt: skip
