@@ -93,7 +93,8 @@ def pinned_server(
     """``server`` started on the server's core (its workers inherit it), its instance
     database in a private folder unless ``env`` names one."""
     with contextlib.ExitStack() as stack:
-        full = {**stack.enter_context(private_state()), **env}
+        named = "HEALTH_MIDDLEWARE_STATE_DIR" in env
+        full = env if named else {**stack.enter_context(private_state()), **env}
         with pinned((cores() or (None, None))[0]):
             running = stack.enter_context(server(args, full, ready=ready))
         yield running
@@ -469,15 +470,9 @@ def long_run(minutes: float) -> LongRun:
     samples: list[Sample] = []
     seen: set[int] = set()
     flips = recycles = 0
-    with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
-        flag, state = Path(tmp) / "flag", Path(tmp) / "state"
-        state.mkdir()
-        env = {
-            "HM_FLAG": str(flag),
-            "HM_INTERVAL": "0.5",
-            "HM_TIMEOUT": "0.5",
-            "HEALTH_MIDDLEWARE_STATE_DIR": str(state),
-        }
+    with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp, private_state() as own:
+        flag, state = Path(tmp) / "flag", Path(own["HEALTH_MIDDLEWARE_STATE_DIR"])
+        env = {"HM_FLAG": str(flag), "HM_INTERVAL": "0.5", "HM_TIMEOUT": "0.5", **own}
         with pinned_server(args, env) as running:
             arbiter = running.process.pid
             kept = min(warm(running, LONG_WORKERS) or _children(arbiter))
@@ -500,14 +495,13 @@ def long_run(minutes: float) -> LongRun:
                 if now >= next_recycle and now < started + seconds - period / 2:
                     next_recycle += RECYCLE_EVERY * period
                     children = _children(arbiter)
-                    if kept not in children:  # the verdict fails it; stop recycling
+                    if kept not in children:  # the verdict fails it
                         _note(f"long run: the kept worker {kept} is gone; no more recycles")
-                        next_recycle = math.inf
-                    for pid in children if kept in children else []:
-                        if pid != kept:
-                            with contextlib.suppress(ProcessLookupError):
-                                os.kill(pid, signal.SIGTERM)
-                                recycles += 1
+                        next_recycle, children = math.inf, []
+                    for pid in (pid for pid in children if pid != kept):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGTERM)
+                            recycles += 1
                 if now >= next_sample and len(samples) < round(seconds / period):
                     next_sample += period
                     samples.append(_sample(now - started, arbiter, kept, seen, state))

@@ -99,8 +99,13 @@ class Plan:
         return seconds + (self.long * 60 + 10 if self.long else 0)
 
 
+def only_words(args: argparse.Namespace) -> list[str]:
+    """The words of ``--only`` (none: every row)."""
+    return [w for w in (args.only or "").split(",") if w]
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
-    words = [w for w in (args.only or "").split(",") if w]
+    words = only_words(args)
 
     def wanted(key: str) -> bool:
         return not words or any(word in key for word in words)
@@ -448,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     plan = make_plan(args)
-    words = [w for w in (args.only or "").split(",") if w]
+    words = only_words(args)
     if args.only is not None and not words:
         parser.error("--only needs at least one word")
     if "long" in words and not args.long:
