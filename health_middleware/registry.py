@@ -50,6 +50,8 @@ Listener = Callable[[str | None, Status | None, Status], object]
 L = TypeVar("L", bound=Listener)
 # on_run callbacks: every run this process made, as the refresher records it.
 RunListener = Callable[[Check, Outcome], object]
+# on_publish callbacks: every snapshot this process publishes, as it is swapped in.
+PublishListener = Callable[[Snapshot], object]
 HISTORY = 20  # transitions kept for the whole and for each check
 
 
@@ -74,6 +76,7 @@ class Registry:
         self._listeners: list[Listener] = []
         self._failed_listeners: set[tuple[int, type[BaseException]]] = set()
         self._run_listeners: list[RunListener] = []
+        self._publish_listeners: list[PublishListener] = []
         self._lock = threading.Lock()
         self._reset()
         self.snapshot: Snapshot = self._build(-math.inf, started=False)
@@ -178,6 +181,16 @@ class Registry:
         if not callable(callback):
             raise TypeError("on_run needs a callable")
         self._run_listeners.append(callback)
+        return callback
+
+    def on_publish(self, callback: PublishListener) -> PublishListener:
+        """Call ``callback(snapshot)`` with every snapshot this process publishes,
+        after it is swapped in (on whichever thread published it: the refresher, or a
+        registration or drain call); one that raises is logged once and skipped. For
+        readers that stream changes (gRPC ``Watch``) rather than poll."""
+        if not callable(callback):
+            raise TypeError("on_publish needs a callable")
+        self._publish_listeners.append(callback)
         return callback
 
     @property
@@ -302,13 +315,7 @@ class Registry:
 
     def record(self, state: CheckState, outcome: Outcome) -> None:
         for listener in self._run_listeners:
-            try:
-                listener(state.check, outcome)
-            except Exception as exc:  # a broken exporter: one traceback, not one a run
-                failure = (id(listener), type(exc))
-                if failure not in self._failed_listeners:
-                    self._failed_listeners.add(failure)
-                    logger.exception("an on_run callback raised; it is skipped (logged once)")
+            self._notify("on_run", listener, state.check, outcome)
         _note_slowness(state, outcome)
         change = state.record(outcome)
         if change is None:
@@ -383,9 +390,22 @@ class Registry:
         with self._lock:
             started = self.activated
             valid_until = time.monotonic() + self.stale_after if started else -math.inf
-            self.snapshot = self._build(valid_until, started=started)
+            snapshot = self.snapshot = self._build(valid_until, started=started)
             if started and all(s.reported is not None for s in self._states.values()):
                 self._first_round.set()
+        for listener in self._publish_listeners:
+            self._notify("on_publish", listener, snapshot)
+
+    def _notify(self, kind: str, listener: Callable[..., object], *args: object) -> None:
+        """Call an exporter's callback; one that raises is logged once per kind of
+        failure (a broken exporter: one traceback, not one a run), never propagated."""
+        try:
+            listener(*args)
+        except Exception as exc:
+            failure = (id(listener), type(exc))
+            if failure not in self._failed_listeners:
+                self._failed_listeners.add(failure)
+                logger.exception("an %s callback raised; it is skipped (logged once)", kind)
 
     def _build(self, valid_until: float, *, started: bool) -> Snapshot:
         return build(

@@ -556,3 +556,33 @@ async def test_slow_checks_do_not_fail_a_healthy_one_that_waits_for_a_thread() -
     assert (None, "fail") not in changes
     assert (await call(app, "/health/ready")).status == 200
     await health.stop_async()
+
+
+async def test_every_published_snapshot_reaches_on_publish_and_a_broken_one_is_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[Any] = []
+    health = Health(interval=0.05, timeout=0.5)
+    flag = {"ok": True}
+    health.add_check("flag", lambda: flag["ok"])
+
+    def broken(snapshot: Any) -> None:
+        raise RuntimeError("a broken subscriber")
+
+    health.registry.on_publish(broken)
+    health.registry.on_publish(seen.append)
+    app = HealthMiddleware(plain_app, health)
+    try:
+        await poll(app, "/health/ready", lambda r: r.status == 200)
+        flag["ok"] = False
+        await poll(app, "/health/ready", lambda r: r.status == 503)
+        assert health.snapshot in seen
+        statuses = [s.answers["/health/ready"].get.status for s in seen]
+        assert 200 in statuses
+        assert 503 in statuses[statuses.index(200) :]  # in the order they were published
+        failures = [r for r in caplog.records if "on_publish callback raised" in r.getMessage()]
+        assert len(failures) == 1
+    finally:
+        await health.stop_async()
+    with pytest.raises(TypeError, match="on_publish needs a callable"):
+        health.registry.on_publish("not callable")  # type: ignore[arg-type]
