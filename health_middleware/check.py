@@ -139,6 +139,7 @@ class CheckState:
     damping) and the counters behind it. Written by the refresher only."""
 
     __slots__ = (
+        "blocking",
         "changed_at",
         "check",
         "failures",
@@ -163,6 +164,7 @@ class CheckState:
         # instance did): per-process exporters report an instance check only here.
         self.ran_here = False
         self.slow = False  # its last run here took more than half its timeout
+        self.blocking = False  # its last run here held the event loop past its timeout
 
     def record(self, outcome: Outcome) -> tuple[Status | None, Status] | None:
         """Take a finished run; return ``(old, new)`` when the reported status

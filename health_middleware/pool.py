@@ -26,13 +26,15 @@ from typing import Any
 
 
 class _Job:
-    __slots__ = ("abandoned", "fn", "future", "started")
+    __slots__ = ("abandoned", "cpu_clock", "cpu_started", "fn", "future", "started")
 
     def __init__(self, future: Future[Any], fn: Callable[[], Any]) -> None:
         self.future = future
         self.fn = fn
         self.abandoned = False
         self.started: float | None = None  # time.monotonic() when a thread took it
+        self.cpu_clock: int | None = None  # the CPU-time clock of the thread running it
+        self.cpu_started = 0.0
 
 
 class CheckPool:
@@ -85,6 +87,18 @@ class CheckPool:
         job = self._jobs.get(future)
         return None if job is None else job.started
 
+    def cpu_spent(self, future: Future[Any]) -> float:
+        """The CPU time this run's thread has used on it so far (0 where unknown:
+        queued, finished, or no per-thread clock on this platform)."""
+        job = self._jobs.get(future)
+        clock = None if job is None else job.cpu_clock
+        if job is None or clock is None:
+            return 0.0
+        try:
+            return max(0.0, time.clock_gettime(clock) - job.cpu_started)
+        except OSError:  # the thread has just ended
+            return 0.0
+
     def _dispatch(self) -> None:
         """Wake an idle thread for the queue, or start one if a place is free (the
         lock is held)."""
@@ -132,6 +146,11 @@ class CheckPool:
         future = job.future
         if not future.set_running_or_notify_cancel():
             return
+        try:
+            job.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+        except (AttributeError, OSError):  # no per-thread CPU clock here
+            job.cpu_clock = None
+        job.cpu_started = time.thread_time()
         job.started = time.monotonic()
         try:
             result = job.fn()

@@ -26,6 +26,7 @@ from health_middleware.check import Check, CheckState
 from health_middleware.pool import CheckPool
 from health_middleware.result import (
     Outcome,
+    blocked,
     from_exception,
     from_return,
     from_timeout,
@@ -34,6 +35,7 @@ from health_middleware.result import (
 )
 from health_middleware.schedule import FOLLOW, Schedule
 from health_middleware.shared import transient
+from health_middleware.stalls import Steps, ThreadLateness, loop_lateness, thread_lateness
 
 logger = logging.getLogger("health_middleware")
 
@@ -42,20 +44,29 @@ logger = logging.getLogger("health_middleware")
 TICK = 1.0
 # How long the instance's database may stay busy before this worker runs alone.
 BUSY_LIMIT = 5.0
+# A failed run that others held up this long (seconds) is run again, up to RERUNS times.
+HELD_UP = 0.05
+RERUNS = 2
 
 _Ran = tuple[bool, Any]  # (raised, value or exception)
+# A sync run as its thread saw it: (raised, value or exception, started, finished,
+# the thread lateness at its start and at its end, its thread's CPU seconds).
+_SyncRan = tuple[bool, Any, float, float, float, float, float]
 
 
-def _call_sync(fn: Callable[[], Any]) -> _Ran:
+def _call_sync(fn: Callable[[], Any], lateness: ThreadLateness) -> _SyncRan:
+    started, late, cpu = time.monotonic(), lateness.now(), time.thread_time()
     try:
-        return False, fn()
+        raised, value = False, fn()
     except BaseException as exc:  # SystemExit and friends from a check must not escape
-        return True, exc
+        raised, value = True, exc
+    cpu = time.thread_time() - cpu
+    return raised, value, started, time.monotonic(), late, lateness.now(), cpu
 
 
-async def _call_async(fn: Callable[[], Any]) -> _Ran:
+async def _call_async(fn: Callable[[], Any], steps: Steps) -> _Ran:
     try:
-        return False, await fn()
+        return False, await steps.run(fn)
     except asyncio.CancelledError:
         raise
     except BaseException as exc:  # KeyboardInterrupt/SystemExit would stop the loop
@@ -68,63 +79,52 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _abandon(work: asyncio.Future[Any]) -> None:
+    """Give up on a run: cancelled if async, left to its thread if sync."""
+    work.cancel()
+    work.add_done_callback(_consume)
+
+
 Inflight = asyncio.Future[Any] | Future[Any]
+
+
+def _untracked(run: Inflight) -> None:
+    pass
 
 
 async def run_once(
     check: Check,
     pool: CheckPool,
     queued_within: float,
-    track: Callable[[Inflight], object] = lambda run: None,
+    track: Callable[[Inflight], object] = _untracked,
 ) -> Outcome:
     """Run ``check`` once, now, bounded by its timeout, and return its outcome: sync
     checks on ``pool`` (the timeout counts from when a thread takes the run; a run
     still queued after ``queued_within`` seconds counts as not started), async
     checks on the running loop. ``track`` is given the run in flight (single-flight
     bookkeeping). A run past its timeout is abandoned: cancelled if async, left to its
-    thread if sync. The refresher's runs and ``Health.run_once`` both come here."""
-    started = time.monotonic()
-    work: asyncio.Future[_Ran]
-    pending: Future[Any] | None = None
-    if check.is_async:
-        work = asyncio.ensure_future(_call_async(check.fn))
-        track(work)
-    else:
-        pending = pool.submit(lambda: _call_sync(check.fn))
-        track(pending)
-        work = asyncio.wrap_future(pending)
-    try:
-        if pending is None:
-            done, _ = await asyncio.wait((work,), timeout=check.timeout)
+    thread if sync. The timeout counts the run's own time: what another check or the
+    app held from it (the loop, the GIL) is credited back (see stalls.py), and a run
+    that fails after being held up that long is no verdict on the check (its own
+    timeouts inside were fooled too): it runs again at once, up to ``RERUNS`` times.
+    The refresher's runs and ``Health.run_once`` both come here."""
+    attempt = 0
+    while True:
+        if check.is_async:
+            outcome, held = await _run_async(check, track)
         else:
-            done, began = await _wait_for_thread(
-                pool, work, pending, check.timeout, time.monotonic() + queued_within
-            )
-            started = began or started
-    except asyncio.CancelledError:
-        work.cancel()
-        raise
-    duration = time.monotonic() - started
-    now = time.time()
-    if not done and pending is not None and not pool.abandon(pending):
-        # It waited for a thread all along: the others were busy the whole time.
-        return not_started(pool.max_threads, duration, now)
-    if not done:
-        work.cancel()  # an async run gets CancelledError; a thread is abandoned
-        work.add_done_callback(_consume)
-        return from_timeout(check.timeout, now, duration)
-    if work.cancelled():
-        return from_exception(asyncio.CancelledError(), now, duration)
-    if check.is_async and duration > check.timeout:
-        # It finished, but only because it blocked the loop past its timeout.
-        logger.warning(
-            "check %r blocked the event loop for %.2f s: it must not call blocking "
-            "code from 'async def' (make it a plain 'def' to run it on a thread)",
+            outcome, held = await _run_sync(check, pool, queued_within, track)
+        if outcome.status != "fail" or held < HELD_UP or attempt == RERUNS:
+            return outcome
+        attempt += 1
+        logger.debug(
+            "check %r failed after others held it up for %.2f s: running it again",
             check.name,
-            duration,
+            held,
         )
-        return from_timeout(check.timeout, now, duration)
-    raised, value = work.result()
+
+
+def _convert(raised: bool, value: Any, now: float, duration: float) -> Outcome:
     convert = from_exception if raised else from_return
     try:
         return convert(value, now, duration)
@@ -132,25 +132,88 @@ async def run_once(
         return unrepresentable(now, duration)
 
 
-async def _wait_for_thread(
-    pool: CheckPool,
-    work: asyncio.Future[_Ran],
-    pending: Future[Any],
-    timeout: float,
-    queued_until: float,
-) -> tuple[set[asyncio.Future[_Ran]], float | None]:
-    """Wait for a sync run: ``timeout`` from when a thread takes it, or until
-    ``queued_until`` while no thread has."""
-    began: float | None = None
-    while True:
-        began = pool.started_at(pending) or began
-        deadline = queued_until if began is None else began + timeout
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return set(), began
-        done, _ = await asyncio.wait((work,), timeout=min(remaining, timeout))
-        if done:
-            return done, began
+async def _run_async(check: Check, track: Callable[[Inflight], object]) -> tuple[Outcome, float]:
+    """One run on this loop: its outcome, and how long others held it up."""
+    lateness = loop_lateness(asyncio.get_running_loop())
+    steps = Steps()
+    started, mark = time.monotonic(), lateness.enter()
+
+    def credit() -> float:  # the loop held by others during this run
+        return max(0.0, lateness.since(mark) - steps.spent)
+
+    work = asyncio.ensure_future(_call_async(check.fn, steps))
+    track(work)
+    try:
+        while not work.done() and steps.spent <= check.timeout:
+            remaining = started + check.timeout + credit() - time.monotonic()
+            if remaining <= 0:
+                break
+            await asyncio.wait((work,), timeout=remaining)
+    except asyncio.CancelledError:
+        work.cancel()
+        raise
+    finally:
+        taken = credit()
+        lateness.leave()
+    duration = max(0.0, time.monotonic() - started - taken)
+    now = time.time()
+    if steps.spent > check.timeout:
+        # It held the loop past its own timeout: it fails, and the runs it held up
+        # (credited above) do not.
+        _abandon(work)
+        return blocked(check.timeout, steps.spent, now, duration), taken
+    if not work.done():
+        _abandon(work)
+        return from_timeout(check.timeout, now, duration), taken
+    if work.cancelled():
+        return from_exception(asyncio.CancelledError(), now, duration), taken
+    return _convert(*work.result(), now, duration), taken
+
+
+async def _run_sync(
+    check: Check, pool: CheckPool, queued_within: float, track: Callable[[Inflight], object]
+) -> tuple[Outcome, float]:
+    """One run on ``pool``: its outcome, and how long others held it up."""
+    lateness = thread_lateness()
+    submitted, mark = time.monotonic(), lateness.enter()
+    try:
+        pending: Future[_SyncRan] = pool.submit(lambda: _call_sync(check.fn, lateness))
+        track(pending)
+        work = asyncio.wrap_future(pending)
+        began: float | None = None
+        try:
+            # The thread's own record decides (pending.done()): the loop may have
+            # been held past the moment the run ended.
+            while not pending.done():
+                began = pool.started_at(pending) or began
+                if began is None:
+                    deadline = submitted + queued_within
+                else:  # credit: the GIL held by others, less what this thread ran
+                    held = max(0.0, lateness.since(mark) - pool.cpu_spent(pending))
+                    deadline = began + check.timeout + held
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await asyncio.wait((work,), timeout=min(remaining, check.timeout))
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+    finally:
+        lateness.leave()
+    now = time.time()
+    if pending.done() and not pending.cancelled():
+        raised, value, ran_from, ran_to, late_from, late_to, cpu = pending.result()
+        held = max(0.0, late_to - late_from - cpu)
+        duration = max(0.0, ran_to - ran_from - held)
+        if duration > check.timeout:  # it ended, but past its timeout
+            return from_timeout(check.timeout, now, duration), held
+        return _convert(raised, value, now, duration), held
+    waited = time.monotonic() - (began or submitted)
+    if not pool.abandon(pending):
+        # It waited for a thread all along: the others were busy the whole time.
+        return not_started(pool.max_threads, waited, now), 0.0
+    _abandon(work)
+    return from_timeout(check.timeout, now, waited), 0.0
 
 
 class Checks(Protocol):

@@ -35,7 +35,7 @@ from health_middleware.endpoint import (
 from health_middleware.formats import Ietf, Info, Negotiate, resolve
 from health_middleware.prestop import Prestop
 from health_middleware.report import Report, Service, Transition
-from health_middleware.result import Outcome
+from health_middleware.result import BLOCKED, Outcome
 from health_middleware.shared import SharedState, transient
 from health_middleware.snapshot import Snapshot, build
 from health_middleware.status import Status
@@ -317,6 +317,7 @@ class Registry:
         for listener in self._run_listeners:
             self._notify("on_run", listener, state.check, outcome)
         _note_slowness(state, outcome)
+        _note_blocking(state, outcome)
         change = state.record(outcome)
         if change is None:
             return
@@ -457,3 +458,16 @@ def _note_slowness(state: CheckState, outcome: Outcome) -> None:
             outcome.duration,
             timeout,
         )
+
+
+def _note_blocking(state: CheckState, outcome: Outcome) -> None:
+    """Name, once per change, an ``async def`` check whose own code held the event
+    loop past its timeout (the checks it held up are not failed for it)."""
+    blocking = outcome.output == BLOCKED
+    if blocking == state.blocking:
+        return
+    state.blocking = blocking
+    if blocking:
+        logger.warning("check %r %s", state.check.name, outcome.detail)
+    else:
+        logger.warning("check %r no longer blocks the event loop", state.check.name)

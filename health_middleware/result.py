@@ -123,6 +123,22 @@ def from_timeout(timeout: float, now: float, duration: float) -> Outcome:
     return _failed(now, duration, "timeout", f"timed out after {timeout:g} s")
 
 
+BLOCKED = "blocked the event loop"
+
+
+def blocked(timeout: float, held: float, now: float, duration: float) -> Outcome:
+    """An ``async def`` check whose own code held the event loop past its timeout
+    (blocking code called without ``await``): it fails, saying so."""
+    return _failed(
+        now,
+        duration,
+        BLOCKED,
+        f"blocked the event loop for {held:.2f} s (timeout {timeout:g} s): blocking code "
+        "in 'async def' holds up every check and request on the loop; make it a plain "
+        "'def' to run it on a thread",
+    )
+
+
 def not_started(threads: int, waited: float, now: float) -> Outcome:
     """A sync run that found no free check thread within its timeout."""
     return _failed(

@@ -152,6 +152,14 @@ def service(name: str, port: int) -> int:
     return port
 
 
+def threads() -> int:
+    """How many threads this process runs, less the refresher's stall watch
+    (``health-stalls``, alive only while sync checks are in flight: see stalls.py)."""
+    import threading
+
+    return sum(thread.name != "health-stalls" for thread in threading.enumerate())
+
+
 def open_sockets() -> int:
     """How many sockets this process has open (Linux)."""
     count = 0

@@ -11,6 +11,7 @@ import pytest
 
 from health_middleware import CheckResult, Health, HealthMiddleware
 from tests.support import call, call_without_waiting, poll
+from tests.support import threads as running_threads
 from tests.test_asgi import plain_app
 
 
@@ -36,8 +37,9 @@ async def test_a_hung_check_fails_by_timeout_while_probes_keep_answering() -> No
     health.add_check("fine", lambda: True)
     app = HealthMiddleware(plain_app, health)
     try:
-        first = await poll(app, "/health", lambda r: "hung-sync" in r.json()["checks"])
-        threads = threading.active_count()
+        # Every check's first result in (the two hung ones time out in either order).
+        first = await poll(app, "/health", lambda r: len(r.json()["checks"]) == 3)
+        threads = running_threads()
         checks = report(first)
         assert checks["hung-sync"]["status"] == "fail"
         assert checks["hung-sync"]["output"] == "timeout"
@@ -46,7 +48,7 @@ async def test_a_hung_check_fails_by_timeout_while_probes_keep_answering() -> No
             for path in ("/health", "/health/ready", "/health/live"):
                 call_without_waiting(app, path)
             await asyncio.sleep(0.005)
-        assert threading.active_count() == threads  # the hung thread is not joined by others
+        assert running_threads() == threads  # the hung thread is not joined by others
         assert runs["sync"] == 1  # single-flight: never started again while it hangs
         assert runs["async"] >= 2  # cancelled at its timeout, so it can run again
         checks = report(await call(app, "/health"))

@@ -1,0 +1,210 @@
+"""The time a check had: what another check, or the app, took from it does not count.
+
+A check's timeout bounds *its own* time. When something else holds what a run needs,
+every run in flight is held up with it: counted by the wall clock, each would time
+out, and the healthy ones would be failed for another's fault. What can be held:
+
+- **the event loop**, by an ``async def`` check that calls blocking code, or the
+  app's own blocking code: async runs cannot make progress;
+- **the interpreter** (the GIL), by a sync check or anything else running a long C
+  call that never releases it (``sum(range(10**9))``, a catastrophic regular
+  expression): no thread runs, the loop's included.
+
+``Lateness`` measures each as time lost: how late a short periodic wake-up runs,
+while runs are in flight only (an idle refresher costs nothing), the wake-up overdue
+at the moment of asking included (a verdict taken the moment the hold ends sees it).
+``loop_lateness(loop)`` wakes on the event loop; ``thread_lateness()`` on a thread of
+its own, which only the GIL (or the process being stopped) can hold up.
+
+A run's own share of a hold is not credited back: an ``async def`` check's steps on
+the loop are timed one by one (``Steps``), and a sync check's thread CPU time counts
+as its own (a thread holding the GIL is running). What remains is the run's credit:
+its deadline moves by that much, and the duration it reports leaves it out. The run
+that held the loop past its own timeout is the one that fails, and is named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
+
+TICK = 0.02  # seconds between wake-ups while runs are in flight
+
+
+class Lateness:
+    """How late a periodic wake-up has run, in total, while runs are in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._late = 0.0  # seconds the wake-ups ran late, in total
+        self._due: float | None = None  # time.monotonic() of the next wake-up, if on
+        self._runs = 0
+
+    def enter(self) -> float:
+        """A run starts: wake up while any is in flight. Returns the mark to give
+        ``since``."""
+        with self._lock:
+            self._runs += 1
+            if self._due is None:
+                self._due = time.monotonic() + TICK
+                self._start()
+        return self.now()
+
+    def leave(self) -> None:
+        with self._lock:
+            self._runs -= 1
+            if self._runs <= 0:
+                self._runs, self._due = 0, None
+                self._stop()
+
+    def now(self) -> float:
+        """The lateness so far, the wake-up overdue at this moment included."""
+        late, due = self._late, self._due
+        return late + (0.0 if due is None else max(0.0, time.monotonic() - due))
+
+    def since(self, mark: float) -> float:
+        """The lateness since ``mark`` (a value of ``enter`` or ``now``)."""
+        return max(0.0, self.now() - mark)
+
+    def _woke(self) -> bool:
+        """Count a wake-up's lateness and set the next; False once nothing is in
+        flight (the lock is held)."""
+        due = self._due
+        if due is None:
+            return False
+        now = time.monotonic()
+        self._late += max(0.0, now - due)
+        self._due = now + TICK
+        return True
+
+    def _start(self) -> None:
+        """Begin waking up (the lock is held)."""
+
+    def _stop(self) -> None:
+        """Stop waking up (the lock is held)."""
+
+
+class LoopLateness(Lateness):
+    """Wakes up on an event loop: its lateness is the time the loop was held."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+
+    def _start(self) -> None:
+        self._handle = self._loop.call_later(TICK, self._tick)
+
+    def _stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        with self._lock:
+            if self._woke():
+                self._start()
+
+
+class ThreadLateness(Lateness):
+    """Wakes up on a daemon thread of its own: its lateness is the time no thread
+    could run (the GIL held in a long C call, or the process stopped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        if self._thread is None:  # else it is still waking up: it carries on
+            self._thread = threading.Thread(target=self._run, name="health-stalls", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(TICK)  # sleeping releases the GIL; waking up needs it
+            with self._lock:
+                if not self._woke():
+                    self._thread = None
+                    return
+
+
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLateness] = (
+    weakref.WeakKeyDictionary()
+)
+_threads: dict[int, ThreadLateness] = {}  # by pid: a forked child starts its own
+
+
+def loop_lateness(loop: asyncio.AbstractEventLoop) -> LoopLateness:
+    """The lateness of ``loop`` (one per loop, shared by every refresher on it)."""
+    found = _loops.get(loop)
+    if found is None:
+        found = _loops[loop] = LoopLateness(loop)
+    return found
+
+
+def thread_lateness() -> ThreadLateness:
+    """This process's thread lateness."""
+    pid = os.getpid()
+    found = _threads.get(pid)
+    if found is None:
+        _threads.clear()  # a parent's, inherited by a fork: its thread is not here
+        found = _threads[pid] = ThreadLateness()
+    return found
+
+
+class Steps:
+    """The time an ``async def`` check's own steps take on the loop: ``await
+    steps.run(fn)`` calls ``fn()`` and awaits what it returns step by step, adding
+    each step's duration (the call included) to ``spent``."""
+
+    __slots__ = ("spent",)
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+
+    def run(self, fn: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        return _Stepped(self, fn)
+
+    def _drive(self, fn: Callable[[], Awaitable[Any]]) -> Generator[Any, Any, Any]:
+        started = time.monotonic()
+        try:
+            iterator = fn().__await__()
+        finally:
+            self.spent += time.monotonic() - started
+        send, throw = getattr(iterator, "send", None), getattr(iterator, "throw", None)
+        if send is None or throw is None:  # an awaitable that cannot be stepped into
+            return (yield from iterator)
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = time.monotonic()
+            try:
+                yielded = send(value) if error is None else throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.spent += time.monotonic() - started
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+                raise
+            except BaseException as exc:  # a cancellation, or an error thrown in
+                value, error = None, exc
+
+
+class _Stepped:
+    __slots__ = ("_fn", "_steps")
+
+    def __init__(self, steps: Steps, fn: Callable[[], Awaitable[Any]]) -> None:
+        self._steps, self._fn = steps, fn
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return self._steps._drive(self._fn)
