@@ -437,7 +437,7 @@ def _database_kib(folder: Path) -> tuple[float, float]:
     the main file alone changes only at checkpoints), nan where one cannot be read;
     and the size of their WAL files (bounded by checkpoints; reported, not judged)."""
     total = 0.0
-    for path in folder.glob("*.sqlite3"):
+    for path in folder.glob("*/*.sqlite3"):  # in the private state folder
         try:
             db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1.0)
             try:
@@ -448,7 +448,7 @@ def _database_kib(folder: Path) -> tuple[float, float]:
         except sqlite3.Error as exc:
             _note(f"long run: {path.name} could not be read ({exc}): not judged")
             total = math.nan
-    wal = sum(p.stat().st_size for p in folder.glob("*.sqlite3-wal") if p.exists())
+    wal = sum(p.stat().st_size for p in folder.glob("*/*.sqlite3-wal") if p.exists())
     return total / 1024, wal / 1024
 
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
 
-from health_middleware import instance
+from health_middleware import drainfile, instance
 from health_middleware.check import Check, CheckState
 from health_middleware.endpoint import (
     ALL,
@@ -210,12 +209,7 @@ class Registry:
             self._drain_instance(self.shared)
         if self.drain_file is not None and not self._draining:
             try:
-                # Written aside and renamed into place: a reader never sees it half
-                # written (an empty file would undrain the others for a tick).
-                partial = f"{self.drain_file}.{os.getpid()}.tmp"
-                with open(partial, "w") as marker:
-                    marker.write(instance.current().encode())
-                os.replace(partial, self.drain_file)
+                drainfile.write(self.drain_file, instance.current())
             except OSError as exc:
                 logger.error("could not write drain_file %r: %s", self.drain_file, exc)
         self.drain_process()
@@ -226,7 +220,7 @@ class Registry:
         retried for up to half a second."""
         for attempt in range(50):
             try:
-                shared.set_flag(DRAINING)
+                shared.set_flag(DRAINING, instance.current())
                 return
             except sqlite3.Error as exc:
                 if not transient(exc) or attempt == 49:
@@ -248,14 +242,9 @@ class Registry:
         if self.drain_file is None:
             return
         try:
-            with open(self.drain_file) as marker:
-                owner = instance.Instance.decode(marker.read(64))
-        except FileNotFoundError:
-            owner = None
-        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            owner = drainfile.owner(self.drain_file)
+        except OSError as exc:
             logger.debug("could not read drain_file %r: %s", self.drain_file, exc)
-            owner = None
-        if owner is not None and not owner.alive():
             owner = None
         if owner != self._drained_by:
             if owner is not None:

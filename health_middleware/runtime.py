@@ -93,7 +93,11 @@ class Runtime:
         owner = instance.current()
         share = self._instance_name is not None or owner.pid != os.getpid()
         if share and self._instance_name is None and wish[1] != 0:
-            other = shared.claim_port(wish[1], owner)
+            try:
+                other = shared.claim_port(wish[1], owner)
+            except shared.Untrusted as exc:
+                logger.error("%s: the probe port is shared without checking its owner", exc)
+                other = None
             if other is not None:
                 raise ListenError(
                     f"cannot listen on the probe port {wish[0]}:{wish[1]}: another server "
@@ -145,18 +149,27 @@ class Runtime:
     def _shared_state(self) -> SharedState | None:
         """The instance's database: by name where the user named a shared instance,
         else where this process is a worker of a server master; None when alone."""
-        if self._instance_name is not None:
-            path = shared.named_path(self._instance_name)
-        else:
-            owner = instance.current()
-            if owner.pid == os.getpid():
-                return None  # a server of one process: nothing to share
-            registry = self._registry
-            path = shared.database_path(owner, f"{registry.service.service_id}{registry.base_path}")
+        owner = instance.current()
+        if self._instance_name is None and owner.pid == os.getpid():
+            return None  # a server of one process: nothing to share
+        path = "the state folder"
         try:
+            if self._instance_name is not None:
+                path = shared.named_path(self._instance_name)
+            else:
+                key = f"{self._registry.service.service_id}{self._registry.base_path}"
+                path = shared.database_path(owner, key)
             shared.remove_dead()
             state = SharedState(path)
-            state.open()
+            state.join(owner)
+        except shared.Untrusted as exc:
+            logger.error(
+                "refusing the instance's shared state: %s; this worker runs its checks "
+                "alone (set %s to a folder of this user's own)",
+                exc,
+                shared.STATE_DIR_VARIABLE,
+            )
+            return None
         except (OSError, sqlite3.Error) as exc:
             logger.warning(
                 "the instance's shared state at %r is unavailable (%s): this worker "

@@ -4,6 +4,17 @@ One small database per instance, on a memory-backed filesystem (``/dev/shm`` whe
 there is one), named for the instance (its master's pid and start time), so a new
 server never reads what an old one left, and two servers never share by accident.
 
+- **Only the server's own user can write it.** Everything lives in a private folder,
+  ``<state dir>/health-middleware-<uid>``, made with mode 0700 and checked on every
+  open (a real folder, not a link, owned by this user, open to nobody else), and a
+  database file that is a link or another user's is refused. Anything else is not
+  trusted: the worker says so and runs its checks alone (``Untrusted``).
+- **What an instance holds ends with it.** The server instances using a database are
+  its members; a worker joining a database none of whose members is alive any more
+  (a named instance's, ``Health(instance=...)``, outlives its servers) starts it afresh:
+  no result, claim or drain of a server that has gone is taken. A drain belongs to
+  the server instance that set it, and counts only while that server lives.
+
 Times in the database are ``time.monotonic()``: on Linux a system-wide clock, the same
 for every worker, and immune to the wall clock being set back.
 
@@ -28,12 +39,14 @@ import glob
 import logging
 import os
 import sqlite3
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from health_middleware.instance import Instance
+from health_middleware.instance import Instance, start_time
 
 logger = logging.getLogger("health_middleware")
 
@@ -42,6 +55,8 @@ _PREFIX = "health-middleware"
 # loop (the app's loop under ASGI), which must never wait long. Busy means "not this
 # time": the refresher backs off and tries again (see transient()).
 BUSY_WAIT = 0.01
+# How long joining the instance may wait for the others' writes (once, at start-up).
+JOIN_WAIT = 1.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY,
@@ -56,7 +71,17 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE TABLE IF NOT EXISTS flags (
     name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
+    value INTEGER NOT NULL,
+    server_pid INTEGER NOT NULL DEFAULT 0,   -- the server instance that set it
+    server_started TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS processes (
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL,          -- its start time: a reused pid is another process
+    server_pid INTEGER NOT NULL,    -- its server instance (the master)
+    server_started TEXT NOT NULL,
+    stopping INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (pid, started)
 );
 """
 
@@ -64,9 +89,14 @@ CREATE TABLE IF NOT EXISTS flags (
 STATE_DIR_VARIABLE = "HEALTH_MIDDLEWARE_STATE_DIR"
 
 
+class Untrusted(OSError):
+    """The state folder or a file in it could be written by someone other than this
+    server's user: it is not used (the message says what was found)."""
+
+
 def directory() -> str:
-    """Where instance databases live: ``HEALTH_MIDDLEWARE_STATE_DIR`` if set, else
-    memory-backed where possible."""
+    """Where the private state folder is made: ``HEALTH_MIDDLEWARE_STATE_DIR`` if set,
+    else memory-backed where possible."""
     chosen = os.environ.get(STATE_DIR_VARIABLE)
     if chosen:
         return chosen
@@ -74,6 +104,50 @@ def directory() -> str:
     if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
         return shm
     return tempfile.gettempdir()
+
+
+def _uid() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else 0
+
+
+def state_folder(base: str | None = None) -> str:
+    """This user's private state folder in ``base`` (default: ``directory()``), made
+    if missing (mode 0700) and checked: it raises ``Untrusted`` for anything another
+    user could write (a link, another user's folder, one open to others)."""
+    path = os.path.join(base or directory(), f"{_PREFIX}-{_uid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    verify_folder(path)
+    return path
+
+
+def verify_folder(path: str) -> None:
+    """Raise ``Untrusted`` unless ``path`` is a folder (not a link to one), owned by
+    this user, that nobody else may enter or write."""
+    found = os.lstat(path)
+    if stat.S_ISLNK(found.st_mode) or not stat.S_ISDIR(found.st_mode):
+        raise Untrusted(f"the state folder {path!r} is not a folder (a link, or a file)")
+    if found.st_uid != _uid():
+        raise Untrusted(
+            f"the state folder {path!r} belongs to uid {found.st_uid}, not to this "
+            f"server's uid {_uid()}"
+        )
+    if found.st_mode & 0o077:
+        raise Untrusted(
+            f"the state folder {path!r} is open to other users (mode "
+            f"{stat.S_IMODE(found.st_mode):04o}, not 0700)"
+        )
+
+
+def _verify_file(path: str) -> None:
+    """Raise ``Untrusted`` if ``path`` exists as anything but this user's own regular
+    file (a link could point anywhere)."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(found.st_mode) or found.st_uid != _uid():
+        raise Untrusted(f"{path!r} is not this user's own regular file (a link, or another's)")
 
 
 def pid_namespace() -> str:
@@ -86,28 +160,26 @@ def pid_namespace() -> str:
 
 def database_path(instance: Instance, key: str, folder: str | None = None) -> str:
     """The database of ``instance`` for one ``Health`` (``key`` tells apart two
-    ``Health`` objects of one app)."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
+    ``Health`` objects of one app), in the private state folder."""
     safe_key = "".join(c if c.isalnum() else "-" for c in key)[:40] or "default"
     started = instance.started or "0"
-    name = f"{_PREFIX}-{uid}-ns{pid_namespace()}-{instance.pid}-{started}-{safe_key}.sqlite3"
-    return os.path.join(folder or directory(), name)
+    name = f"ns{pid_namespace()}-{instance.pid}-{started}-{safe_key}.sqlite3"
+    return os.path.join(folder or state_folder(), name)
 
 
 def named_path(scope: str, folder: str | None = None) -> str:
     """The database of a scope the user named: shared by every server that names it."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
     safe = "".join(c if c.isalnum() else "-" for c in scope)[:60]
-    return os.path.join(folder or directory(), f"{_PREFIX}-{uid}-scope-{safe}.sqlite3")
+    return os.path.join(folder or state_folder(), f"scope-{safe}.sqlite3")
 
 
 def remove_dead(folder: str | None = None) -> int:
     """Delete the databases of instances that are gone (best effort); return how many.
     Only this pid namespace's: another container's pids mean nothing here."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    mine = f"{_PREFIX}-{uid}-ns{pid_namespace()}-"
+    folder = folder or state_folder()
+    mine = f"ns{pid_namespace()}-"
     removed = 0
-    for path in glob.glob(os.path.join(folder or directory(), f"{mine}*.sqlite3")):
+    for path in glob.glob(os.path.join(folder, f"{mine}*.sqlite3")):
         parts = os.path.basename(path)[len(mine) :].split("-")
         # <pid>-<started>-<key...>.sqlite3
         if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
@@ -119,7 +191,7 @@ def remove_dead(folder: str | None = None) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(path + suffix)
         removed += 1
-    for path in glob.glob(os.path.join(folder or directory(), f"{mine}port-*.owner")):
+    for path in glob.glob(os.path.join(folder, f"{mine}port-*.owner")):
         with contextlib.suppress(OSError, ValueError):
             with open(path) as marker:
                 server = Instance.decode(marker.read(64))
@@ -161,6 +233,9 @@ class SharedState:
             yield self._connection
 
     def _open(self) -> None:
+        verify_folder(os.path.dirname(self.path) or ".")
+        for suffix in ("", "-wal", "-shm"):
+            _verify_file(self.path + suffix)
         old_umask = os.umask(0o077)  # the workers share a uid: nobody else reads it
         try:
             connection = sqlite3.connect(
@@ -251,20 +326,91 @@ class SharedState:
         newest = max((int(r[1]) for r in rows), default=since)
         return newest, [(str(r[0]), bytes(r[2])) for r in rows]
 
-    # -- flags ---------------------------------------------------------------------------------
+    # -- the instance: its members, its drain, its processes ----------------------------
 
-    def set_flag(self, name: str) -> None:
+    def join(self, server: Instance) -> None:
+        """This process joins the database as one of ``server``'s (the server itself
+        is recorded too: a member for as long as it lives, whichever of its workers
+        come and go). Processes that have gone are forgotten; where no member is
+        alive any more, the database starts afresh: results, claims and flags of
+        servers that have gone are never taken. Busy: retried for up to ``JOIN_WAIT``."""
+        me = Instance(os.getpid(), start_time(os.getpid()))
+        deadline = time.monotonic() + JOIN_WAIT
+        while True:
+            try:
+                with self._db() as db:
+                    self._join(db, me, server)
+                return
+            except sqlite3.Error as exc:
+                if not transient(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(BUSY_WAIT)
+
+    @staticmethod
+    def _join(db: sqlite3.Connection, me: Instance, server: Instance) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute("SELECT pid, started, server_pid, server_started FROM processes")
+            for pid, started, server_pid, server_started in rows.fetchall():
+                gone = not Instance(int(server_pid), str(server_started)).alive()
+                if gone or not Instance(int(pid), str(started)).alive():
+                    db.execute(
+                        "DELETE FROM processes WHERE pid = ? AND started = ?", (pid, started)
+                    )
+            if db.execute("SELECT count(*) FROM processes").fetchone()[0] == 0:
+                db.execute("DELETE FROM runs")
+                db.execute("DELETE FROM results")
+                db.execute("DELETE FROM flags")
+            for member in (server, me):
+                db.execute(
+                    "INSERT OR IGNORE INTO processes (pid, started, server_pid, server_started) "
+                    "VALUES (?, ?, ?, ?)",
+                    (member.pid, member.started, server.pid, server.started),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def set_flag(self, name: str, owner: Instance) -> None:
+        """Raise ``name`` for as long as the server instance ``owner`` lives."""
         with self._db() as db:
             db.execute(
-                "INSERT INTO flags (name, value) VALUES (?, 1) "
-                "ON CONFLICT (name) DO UPDATE SET value = 1",
-                (name,),
+                "INSERT INTO flags (name, value, server_pid, server_started) VALUES (?, 1, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = 1, server_pid = excluded.server_pid, "
+                "server_started = excluded.server_started",
+                (name, owner.pid, owner.started),
             )
 
     def flag(self, name: str) -> bool:
+        """Whether ``name`` is raised by a server instance that is still alive."""
         with self._db() as db:
-            row = db.execute("SELECT value FROM flags WHERE name = ?", (name,)).fetchone()
-        return row is not None and bool(row[0])
+            row = db.execute(
+                "SELECT value, server_pid, server_started FROM flags WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None or not row[0]:
+            return False
+        return Instance(int(row[1]), str(row[2])).alive()
+
+    def stopping(self) -> None:
+        """Mark this process as stopping (it received the signal to stop)."""
+        me = Instance(os.getpid(), start_time(os.getpid()))
+        with self._db() as db:
+            db.execute(
+                "UPDATE processes SET stopping = 1 WHERE pid = ? AND started = ?",
+                (me.pid, me.started),
+            )
+
+    def serving(self, server: Instance) -> int:
+        """How many live workers of ``server`` other than this process are not stopping
+        (the server's own record is not a worker)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT pid, started FROM processes WHERE server_pid = ? AND server_started = ? "
+                "AND stopping = 0 AND pid NOT IN (?, ?)",
+                (server.pid, server.started, os.getpid(), server.pid),
+            ).fetchall()
+        return sum(Instance(int(pid), str(started)).alive() for pid, started in rows)
 
 
 def transient(error: sqlite3.Error) -> bool:
@@ -280,9 +426,7 @@ def claim_port(port: int, owner: Instance, folder: str | None = None) -> Instanc
     a port, so the workers of two servers given one probe port would silently split
     its probes: this marker lets the second server refuse instead (best effort: two
     servers starting in the same instant can both pass)."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    name = f"{_PREFIX}-{uid}-ns{pid_namespace()}-port-{port}.owner"
-    path = os.path.join(folder or directory(), name)
+    path = os.path.join(folder or state_folder(), f"ns{pid_namespace()}-port-{port}.owner")
     with contextlib.suppress(OSError, ValueError):
         with open(path) as marker:
             other = Instance.decode(marker.read(64))

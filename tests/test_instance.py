@@ -196,7 +196,8 @@ def test_a_drain_reaches_every_worker_without_a_drain_file(tmp_path: Path) -> No
 
 
 def _states(folder: Path) -> list[Path]:
-    return sorted(folder.glob("health-middleware-*.sqlite3"))
+    """The instance databases in ``folder``'s private state folder."""
+    return sorted(folder.glob("health-middleware-*/*.sqlite3"))
 
 
 @contextlib.contextmanager
@@ -249,7 +250,7 @@ def test_a_database_held_by_a_stopped_writer_never_freezes_the_app(tmp_path: Pat
 
 def test_a_corrupt_database_makes_the_workers_run_alone(tmp_path: Path) -> None:
     with _flipping(tmp_path) as (running, flag, state):
-        for path in state.iterdir():
+        for path in state.glob("health-middleware-*/*"):  # the private state folder's
             path.write_bytes(os.urandom(8192))
         time.sleep(2.5)  # past stale_after: still published
         assert {running.get("/health/live").status for _ in range(8)} == {200}
