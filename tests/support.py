@@ -254,12 +254,13 @@ class Server:
 def server(
     args: list[str],
     env: dict[str, str] | None = None,
-    ready: str = "/health/live",
+    ready: str | Callable[[int], bool] = "/health/live",
     timeout: float = 30.0,
     prefix: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """Start ``python -m <args>`` (behind ``prefix``, e.g. ``unshare``) with ``{port}``
-    filled in, wait until ``ready`` answers, and always stop the whole process group."""
+    filled in, wait until ``ready`` answers (an HTTP path, or a function of the port
+    that says whether the server answers), and always stop the whole process group."""
     port = free_port()
     command = [*prefix, sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
@@ -281,8 +282,12 @@ def server(
             if process.poll() is not None:
                 raise AssertionError(f"{command} exited {process.returncode}:\n{running.output()}")
             with contextlib.suppress(OSError, http.client.HTTPException):
-                running.get(ready)
-                break
+                if callable(ready):
+                    if ready(port):
+                        break
+                else:
+                    running.get(ready)
+                    break
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"{command} did not answer in {timeout} s:\n{running.output()}"
