@@ -231,6 +231,22 @@ def get(port: int, path: str, method: str = "GET", timeout: float = 5.0) -> Resp
         connection.close()
 
 
+def grpc_check(port: int, service: str = "", timeout: float = 1.0) -> int | str:
+    """One ``grpc.health.v1.Health/Check`` of ``service`` on a channel of its own: the
+    serving status (1 SERVING, 2 NOT_SERVING), or the name of the code the call ended
+    with (``"NOT_FOUND"``, ``"UNAVAILABLE"``)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        except grpc.RpcError as exc:
+            return str(exc.code().name)
+    return int(reply.status)
+
+
 @dataclass
 class Server:
     port: int

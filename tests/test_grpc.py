@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from health_middleware import Health
 from health_middleware.grpc import AsyncHealthServicer, HealthServicer, service_names
-from tests.support import server
+from tests.support import grpc_check, server
 
 T = TypeVar("T")
 
@@ -467,16 +467,6 @@ def test_wrong_arguments_name_the_fix() -> None:
         AsyncHealthServicer(Health(), max_watches=0)
 
 
-def _answers(port: int) -> bool:
-    """Whether a gRPC server on ``port`` answers Check (whatever the status)."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            health_pb2_grpc.HealthStub(channel).Check(request("liveness"), timeout=1)
-        except grpc.RpcError:
-            return False
-    return True
-
-
 @pytest.mark.server
 @pytest.mark.parametrize("kind", ["sync", "aio"])
 def test_a_grpc_server_process(kind: str, tmp_path: Path) -> None:
@@ -485,20 +475,12 @@ def test_a_grpc_server_process(kind: str, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     env = {"HM_FLAG": str(flag), "HM_INTERVAL": "0.2"}
     args = ["tests.apps.grpc_server", kind, "{port}"]
-    with (
-        server(args, env, ready=_answers) as running,
-        grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-    ):
-        stub = health_pb2_grpc.HealthStub(channel)
-
-        def overall() -> int:
-            return int(stub.Check(request(""), timeout=5).status)
-
-        until(overall, SERVING)
+    with server(args, env, ready=lambda port: grpc_check(port, "liveness") == SERVING) as running:
+        until(lambda: grpc_check(running.port), SERVING)
         flag.touch()
-        until(overall, NOT_SERVING)
+        until(lambda: grpc_check(running.port), NOT_SERVING)
         flag.unlink()
-        until(overall, SERVING)
+        until(lambda: grpc_check(running.port), SERVING)
     assert running.exit_code == 0, running.output()
     runs = int(running.output().split("check runs: ")[1].split()[0])
     assert runs >= 3

@@ -7,8 +7,12 @@ KIND: ``sync`` or ``aio`` (ours: ``HealthServicer`` on ``grpc.server``,
 ``AsyncHealthServicer`` on ``grpc.aio``), ``reference-sync`` or ``reference-aio``
 (grpcio-health-checking's own servicers, ``""`` set SERVING by hand). Ours answer
 from a ``Health`` whose one check fails while the file HM_FLAG exists (interval
-HM_INTERVAL seconds). The sync servers have HM_THREADS threads (default 8). SIGTERM
-stops the server (1 s of grace) and the refresher, prints ``check runs: N`` and exits 0.
+HM_INTERVAL seconds). The sync servers have HM_THREADS threads (default 8).
+
+SIGTERM, as docs/deployment.md shows it: ours drain (readiness and ``""`` turn
+NOT_SERVING, so Watch clients move away), wait HM_DRAIN_DELAY seconds (default 0),
+then stop the server (1 s of grace) and the refresher; print ``check runs: N`` and
+exit 0.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from health_middleware.grpc import AsyncHealthServicer, HealthServicer
 
 FLAG = Path(os.environ.get("HM_FLAG", "/nonexistent/flag"))
 THREADS = int(os.environ.get("HM_THREADS", "8"))
+DRAIN_DELAY = float(os.environ.get("HM_DRAIN_DELAY", "0"))
 GRACE = 1.0
 
 health = Health(service_id="grpc-app", interval=float(os.environ.get("HM_INTERVAL", "1")))
@@ -53,6 +59,8 @@ def serve_sync(servicer: Any, port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     while not stopping.wait(0.5):
         pass
+    health.drain()
+    time.sleep(DRAIN_DELAY)
     server.stop(GRACE).wait()
     health.stop()
 
@@ -70,6 +78,8 @@ async def serve_aio(kind: str, port: int) -> None:
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     await stopping.wait()
+    health.drain()
+    await asyncio.sleep(DRAIN_DELAY)
     await server.stop(GRACE)
     await health.stop_async()
 
