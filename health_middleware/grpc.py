@@ -117,6 +117,7 @@ class _Feed:
         self._lock = threading.Lock()
         self._pending: collections.deque[int] = collections.deque(maxlen=PENDING)
         self._latest: int | None = None  # the newest status queued
+        self._taken: int | None = None  # the newest status taken to be sent
         self.closed = False
 
     def offer(self, status: int) -> None:
@@ -129,9 +130,16 @@ class _Feed:
         self._wake()
 
     def take(self) -> list[int]:
+        """The changes to send, in order. (Where the oldest were dropped from a full
+        queue, one equal to the status last taken is skipped: each message a change.)"""
         with self._lock:
-            taken = list(self._pending)
+            taken: list[int] = []
+            for status in self._pending:
+                if status != (taken[-1] if taken else self._taken):
+                    taken.append(status)
             self._pending.clear()
+            if taken:
+                self._taken = taken[-1]
         return taken
 
     def close(self) -> None:

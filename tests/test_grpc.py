@@ -6,6 +6,7 @@ stubs on the server's loop). Every scenario runs against both."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import threading
 import time
@@ -484,3 +485,18 @@ def test_a_grpc_server_process(kind: str, tmp_path: Path) -> None:
     assert running.exit_code == 0, running.output()
     runs = int(running.output().split("check runs: ")[1].split()[0])
     assert runs >= 3
+
+
+def test_a_watch_that_falls_behind_keeps_the_newest_changes_and_sends_no_repeat() -> None:
+    from health_middleware import grpc as module
+
+    feed = module._Feed("", lambda: None)
+    feed.offer(SERVING)
+    assert feed.take() == [SERVING]
+    changes = [NOT_SERVING, SERVING] * module.PENDING
+    for status in changes[: module.PENDING + 1]:  # one change more than the queue holds
+        feed.offer(status)
+    taken = feed.take()
+    assert taken[-1] == changes[module.PENDING]  # the newest status is never lost
+    assert taken[0] == NOT_SERVING  # the oldest dropped, and no repeat of the last sent
+    assert all(a != b for a, b in itertools.pairwise(taken))
