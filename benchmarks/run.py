@@ -9,7 +9,8 @@ carry over to another machine; each end-to-end figure is the median of interleav
 rounds with the lowest and highest round; each target is printed as met or missed.
 ``--only`` runs just the rows whose key contains one of its words (keys: ``in-process``,
 ``e2e:STACK:APP[:hung]``, ``host:runs:SERVER:WORKERS``, ``host:agree:SERVER``,
-``host:probe:SERVER:PORT``, ``long``) and then writes no file: it is for trying a row.
+``host:probe:SERVER:PORT``, ``grpc:sync``, ``grpc:aio``, ``long``) and then writes no
+file: it is for trying a row (``--only grpc`` runs the gRPC rows alone).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import endtoend, host, inprocess
+from benchmarks import endtoend, grpccheck, host, inprocess
 from benchmarks.endtoend import Load, Scenario
 from benchmarks.spread import Spread, ratio
 
@@ -75,6 +76,7 @@ class Plan:
     runs: list[tuple[str, int]]
     agree: list[str]
     probes: list[tuple[str, str]]
+    grpc: list[str]  # the kinds of gRPC server (grpccheck.KINDS)
     long: float
     duration: float
     rounds: int
@@ -96,6 +98,7 @@ class Plan:
         seconds += len(self.agree) * (5 * 3.5 + 5)
         probing = [p for p in self.probes if p[1] == "main" or host.HAS_PROBE_PORT]
         seconds += len(probing) * (self.host_seconds + 5 + 4)
+        seconds += len(self.grpc) * len(grpccheck.SERVICERS) * self.rounds * (self.duration + 6)
         return seconds + (self.long * 60 + 10 if self.long else 0)
 
 
@@ -132,6 +135,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
                 for port in PORTS
                 if wanted(f"host:probe:{load.split()[0]}:{port}")  # the load's server
             ]
+        ),
+        grpc=(
+            []
+            if args.in_process_only
+            else [kind for kind in grpccheck.KINDS if wanted(f"grpc:{kind}")]
         ),
         long=args.long if args.long and wanted("long") else 0.0,
         duration=args.duration,
@@ -398,6 +406,68 @@ def long_rows(run: host.LongRun, targets: list[tuple[str, str, bool | None]]) ->
     return lines
 
 
+# -- the gRPC rows ---------------------------------------------------------------------------
+
+
+def grpc_rows(plan: Plan, targets: list[tuple[str, str, bool | None]]) -> list[str]:
+    """Check calls/s through our servicers and grpcio-health-checking's, interleaved
+    round by round on the same kind of server."""
+    runs: dict[tuple[str, str], list[grpccheck.Run]] = {
+        (kind, servicer): [] for kind in plan.grpc for servicer in grpccheck.SERVICERS
+    }
+    for number in range(plan.rounds):
+        print(f"gRPC round {number + 1} of {plan.rounds}", file=sys.stderr, flush=True)
+        for (kind, servicer), measured in runs.items():
+            measured.append(grpccheck.measure(kind, servicer, plan.duration))
+
+    def spread(kind: str, servicer: str, figure: str) -> Spread:
+        return Spread.of(getattr(run, figure) for run in runs[kind, servicer])
+
+    lines = [
+        "",
+        f"## gRPC health Check calls (grpc.aio load from its own process on the other "
+        f"core: {grpccheck.CHANNELS} connections, {grpccheck.IN_FLIGHT} calls in flight, "
+        f"{max(1, round(plan.duration))} s, median of {plan.rounds} (lowest-highest))",
+        "",
+        "Server: `python -m tests.apps.grpc_server KIND PORT` pinned to one core; `sync` is "
+        "`grpc.server` with 8 threads, `aio` is `grpc.aio.server()`. Ours: "
+        "`health_middleware.grpc.HealthServicer` / `AsyncHealthServicer` (one check, "
+        "interval 1 s); theirs: grpcio-health-checking's `HealthServicer` / "
+        '`aio.HealthServicer` with `""` set SERVING by hand.',
+        "",
+    ]
+    lines += table(
+        ["server", "servicer", "Check calls/s", "p50 ms", "p99 ms", "errors",
+         "server CPU (1.0 = a core)", "server CPU µs a call", "check runs/s"],
+        [
+            (kind, servicer, spread(kind, servicer, "calls_per_s").show(),
+             spread(kind, servicer, "p50_ms").show(2), spread(kind, servicer, "p99_ms").show(2),
+             sum(run.errors for run in runs[kind, servicer]),
+             spread(kind, servicer, "server_cpu").show(2),
+             spread(kind, servicer, "cpu_us_per_call").show(),
+             spread(kind, servicer, "check_runs_per_s").show(2))
+            for kind, servicer in runs
+        ],
+    )  # fmt: skip
+    ratios = []
+    for kind in plan.grpc:
+        ours, theirs = (runs[kind, servicer] for servicer in grpccheck.SERVICERS)
+        versus = ratio([r.calls_per_s for r in ours], [r.calls_per_s for r in theirs])
+        cost = ratio([r.cpu_us_per_call for r in ours], [r.cpu_us_per_call for r in theirs])
+        ratios.append((kind, versus.show(2), cost.show(2)))
+        targets.append(
+            (
+                f"gRPC {kind}: ours ÷ grpcio-health-checking's, Check calls/s (>= 0.9)",
+                versus.show(2),
+                _at_least(versus, 0.9),
+            )
+        )
+    lines += ["", "## gRPC, ratios (round by round; median (lowest-highest))", ""]
+    header = ["server", "ours ÷ grpcio-health-checking's, Check calls/s"]
+    lines += table([*header, "ours ÷ theirs, server CPU a call"], ratios)
+    return lines
+
+
 # -- the report ------------------------------------------------------------------------------
 
 
@@ -459,12 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     if "long" in words and not args.long:
         parser.error("the long run needs --long MINUTES")
     if not (plan.in_process or plan.scenarios or plan.runs or plan.agree or plan.probes
-            or plan.long):  # fmt: skip
+            or plan.grpc or plan.long):  # fmt: skip
         parser.error(f"--only {args.only!r} selects no row")
     print(
         f"estimated time: about {plan.estimate() / 60:.0f} min "
         f"({len(plan.scenarios)} end-to-end scenarios x {plan.rounds} rounds, "
-        f"{len(plan.runs) + len(plan.agree) + len(plan.probes)} host rows"
+        f"{len(plan.runs) + len(plan.agree) + len(plan.probes)} host rows, "
+        f"{len(plan.grpc)} gRPC rows"
         + (f", a {plan.long:g} min long run" if plan.long else "")
         + ")",
         file=sys.stderr,
@@ -477,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     if plan.scenarios:
         lines += end_to_end(plan, interleaved(plan), targets)
     lines += host_rows(plan, targets)
+    if plan.grpc:
+        lines += grpc_rows(plan, targets)
     lines += ["", "## Targets", ""]
     lines += table(["target", "measured", "result"], [(w, m, _mark(ok)) for w, m, ok in targets])
     print("\n".join(lines))

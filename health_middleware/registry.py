@@ -420,7 +420,8 @@ class Registry:
         self._reset()
         for state in self._states.values():
             state.reset()
-        self.snapshot = Snapshot(self.snapshot.answers, -math.inf, started=False)
+        old = self.snapshot
+        self.snapshot = Snapshot(old.answers, -math.inf, started=False, statuses=old.statuses)
 
 
 def _note_slowness(state: CheckState, outcome: Outcome) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import orjson
@@ -22,6 +22,7 @@ from health_middleware.formats.negotiate import Negotiate
 from health_middleware.prestop import Prestop, bearer_matches
 from health_middleware.report import Report, Service, Transition, unpublished
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared, head_of, prepare
+from health_middleware.status import Status
 
 logger = logging.getLogger("health_middleware")
 
@@ -89,6 +90,15 @@ class Snapshot:
     answers: dict[str, Answers]  # a plain dict: faster to look up; never mutated
     valid_until: float  # time.monotonic(); past it, the snapshot has expired
     started: bool = True  # False until a start was asked for in this process
+    # Each endpoint's report status by its path (no twin with a trailing slash, no
+    # pre-stop endpoint): what readers that are not HTTP (gRPC's health service) answer.
+    statuses: Mapping[str, Status] = field(default_factory=dict)
+
+    def status(self, path: str, now: float) -> Status:
+        """The report status of endpoint ``path`` (one of ``statuses``) at ``now``
+        (``time.monotonic()``): ``fail`` once the snapshot has expired, as its HTTP
+        answers are then the expired ones."""
+        return "fail" if now > self.valid_until else self.statuses[path]
 
     def decide(
         self,
@@ -215,6 +225,7 @@ def build(
     """Render every endpoint; with a details token, each also with error messages."""
     states = tuple(states)
     answers: dict[str, Answers] = {}
+    statuses: dict[str, Status] = {}
     if prestop is not None:
         refused = prestop.refused
         answers[prestop.path] = answers[prestop.path + "/"] = Answers(
@@ -235,6 +246,7 @@ def build(
         else:
             entry = renderer.entry(endpoint, report, chosen)
         answers[endpoint.path] = entry
+        statuses[endpoint.path] = report.status
         if endpoint.path != "/":
             answers[endpoint.path + "/"] = entry
-    return Snapshot(answers, valid_until, started)
+    return Snapshot(answers, valid_until, started, statuses)

@@ -239,6 +239,22 @@ def get(port: int, path: str, method: str = "GET", timeout: float = 5.0) -> Resp
         connection.close()
 
 
+def grpc_check(port: int, service: str = "", timeout: float = 1.0) -> int | str:
+    """One ``grpc.health.v1.Health/Check`` of ``service`` on a channel of its own: the
+    serving status (1 SERVING, 2 NOT_SERVING), or the name of the code the call ended
+    with (``"NOT_FOUND"``, ``"UNAVAILABLE"``)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        except grpc.RpcError as exc:
+            return str(exc.code().name)
+    return int(reply.status)
+
+
 @dataclass
 class Server:
     port: int
@@ -262,12 +278,13 @@ class Server:
 def server(
     args: list[str],
     env: dict[str, str] | None = None,
-    ready: str = "/health/live",
+    ready: str | Callable[[int], bool] = "/health/live",
     timeout: float = 30.0,
     prefix: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """Start ``python -m <args>`` (behind ``prefix``, e.g. ``unshare``) with ``{port}``
-    filled in, wait until ``ready`` answers, and always stop the whole process group."""
+    filled in, wait until ``ready`` answers (an HTTP path, or a function of the port
+    that says whether the server answers), and always stop the whole process group."""
     port = free_port()
     command = [*prefix, sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
@@ -289,8 +306,12 @@ def server(
             if process.poll() is not None:
                 raise AssertionError(f"{command} exited {process.returncode}:\n{running.output()}")
             with contextlib.suppress(OSError, http.client.HTTPException):
-                running.get(ready)
-                break
+                if callable(ready):
+                    if ready(port):
+                        break
+                else:
+                    running.get(ready)
+                    break
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"{command} did not answer in {timeout} s:\n{running.output()}"

@@ -4,7 +4,9 @@ what the package serves and its probes are made over HTTP as the kubelet makes t
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +18,9 @@ import yaml
 
 from health_middleware import Health
 from health_middleware.prestop import Prestop
-from tests.support import REPO, debian_tool, free_port, get, server, stop, uvicorn
+from tests.support import REPO, debian_tool, free_port, get, grpc_check, server, stop, uvicorn
+
+SERVING = 1  # grpc.health.v1.HealthCheckResponse.SERVING
 
 pytestmark = pytest.mark.server
 DEPLOY = REPO / "docs" / "deploy"
@@ -65,6 +69,53 @@ def test_kubernetes_probes_hit_real_endpoints(tmp_path: Path) -> None:
         connection.close()
         assert running.get(probes["readinessProbe"]).status == 503
         assert running.get(probes["livenessProbe"]).status == 200
+
+
+def test_kubernetes_grpc_probes_ask_real_services(tmp_path: Path) -> None:
+    """docs/deploy/kubernetes-grpc.yaml: each ``grpc:`` probe asked as the kubelet asks
+    it (``grpc.health.v1.Health/Check`` of its service, ``""`` when none is given;
+    SERVING is success, any other answer or error a failure) of a real gRPC server."""
+    manifest = yaml.safe_load((DEPLOY / "kubernetes-grpc.yaml").read_text())
+    spec = manifest["spec"]["template"]["spec"]
+    api = spec["containers"][0]
+    (port,) = {p["containerPort"] for p in api["ports"]}
+    kinds = ("startupProbe", "livenessProbe", "readinessProbe")
+    assert {api[kind]["grpc"]["port"] for kind in kinds} == {port}
+    services = {kind: api[kind]["grpc"].get("service", "") for kind in kinds}
+    assert services == {
+        "startupProbe": "startup",
+        "livenessProbe": "liveness",
+        "readinessProbe": "",
+    }
+    drain_delay = 3.0
+    assert spec["terminationGracePeriodSeconds"] > 5 + 10  # the drain delay and the grace
+    flag = tmp_path / "flag"
+    env = {"HM_FLAG": str(flag), "HM_INTERVAL": "0.2", "HM_DRAIN_DELAY": str(drain_delay)}
+
+    def passes(kind: str) -> bool:
+        return grpc_check(running.port, services[kind], timeout=1) == SERVING
+
+    def until(kind: str, wanted: bool, bound: float = 10.0) -> None:
+        deadline = time.monotonic() + bound
+        while passes(kind) != wanted:
+            assert time.monotonic() < deadline, f"{kind} never {'passed' if wanted else 'failed'}"
+            time.sleep(0.05)
+
+    args = ["tests.apps.grpc_server", "sync", "{port}"]
+    with server(args, env, ready=lambda p: isinstance(grpc_check(p, "liveness"), int)) as running:
+        until("startupProbe", True)
+        assert all(passes(kind) for kind in kinds)
+        flag.touch()  # a critical dependency fails: readiness only
+        until("readinessProbe", False)
+        assert passes("livenessProbe")
+        assert passes("startupProbe")
+        flag.unlink()
+        until("readinessProbe", True)
+        os.kill(running.process.pid, signal.SIGTERM)  # the pod is deleted: drain first
+        until("readinessProbe", False, bound=drain_delay)
+        assert passes("livenessProbe")  # not restarted while it drains
+        running.process.wait(drain_delay + 10)
+    assert running.exit_code == 0, running.output()
 
 
 def test_compose_healthcheck_command(tmp_path: Path) -> None:
