@@ -11,15 +11,18 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, Unpack
 
-from health_middleware.check import Check, CheckOptions
-from health_middleware.endpoint import ALL, Format, normalise_path
+from health_middleware.check import PROCESS, Check, CheckOptions
+from health_middleware.endpoint import ALL, LIVE, Format, normalise_path
 from health_middleware.formats import Info
+from health_middleware.heartbeat import Heartbeat
+from health_middleware.listener import Watch
 from health_middleware.prestop import Prestop, valid_token
 from health_middleware.registry import Listener, Registry
 from health_middleware.report import Report, Service
 from health_middleware.runtime import Runtime
 from health_middleware.snapshot import Snapshot
 from health_middleware.validation import (
+    address,
     count,
     delay,
     drain_path,
@@ -37,7 +40,9 @@ from health_middleware.validation import (
 F = TypeVar("F", bound=Callable[..., Any])
 L = TypeVar("L", bound=Listener)
 
-__all__ = ["CheckOptions", "Health", "Listener"]
+__all__ = ["CheckOptions", "Health", "Heartbeat", "Listener"]
+
+WATCH_CHECK = "main-port"  # the heartbeat of listen(watch=...)
 
 
 class Health:
@@ -168,15 +173,91 @@ class Health:
             Prestop(normalise_path(path or self._root + "/prestop"), token, delay)
         )
 
-    def listen(self, port: int, host: str = "0.0.0.0") -> None:
+    def heartbeat(
+        self, name: str, max_age: float = 30.0, **options: Unpack[CheckOptions]
+    ) -> Heartbeat:
+        """Register a check that fails once the returned ``Heartbeat`` has not been
+        called (beaten) for ``max_age`` seconds, and return it: a consumer or scheduler
+        calls ``beat()`` from its work loop (any thread; a beat costs a clock read).
+        Its observed value is the age of the last beat, in seconds. It measures this
+        process (``scope="process"``) and is tagged ``live`` unless ``tags`` says
+        otherwise; before the first beat it has no result (the process is starting);
+        ``beat.pause()`` says the loop waits on purpose (it passes until the next
+        beat). It is checked every second (``interval``, at most ``max_age``), so a
+        loop that stops is seen within ``max_age`` plus one interval. The other
+        options are those of :meth:`add_check`."""
+        beat, check = self._heartbeat(name, max_age, options)
+        self.registry.add_check(check)
+        return beat
+
+    def _heartbeat(
+        self, name: str, max_age: float, options: CheckOptions
+    ) -> tuple[Heartbeat, Check]:
+        beat = Heartbeat(name, seconds("max_age", max_age, minimum=0.01))
+        if options.get("scope", PROCESS) != PROCESS:
+            raise ValueError(
+                f"heartbeat {name!r}: a heartbeat measures the process that beats it; "
+                "leave scope out (it is 'process')"
+            )
+        chosen: CheckOptions = {"tags": (LIVE,), "interval": min(1.0, beat.max_age), **options}
+        chosen["scope"] = PROCESS
+        check = Check.build(name, beat.check, chosen, interval=self.interval, timeout=self.timeout)
+        return beat, check
+
+    def listen(
+        self,
+        port: int,
+        host: str = "0.0.0.0",
+        *,
+        watch: int | str | None = None,
+        watch_interval: float = 5.0,
+        watch_misses: int = 3,
+    ) -> None:
         """Also serve every path on ``host:port``, a probe port of its own, from the
         same snapshot, on a thread of its own (never the app's loop or workers), so
         probes never queue behind the app's requests. Only recorded here: the port
         opens in each process as its refresher starts (lifespan startup, the gunicorn
-        hook, the first health request); a port that cannot be had raises
-        ``listener.ListenError`` there. The workers of one server share the port
-        (``SO_REUSEPORT``). One per ``Health``: a second call raises ``ValueError``."""
-        self.runtime.listen(host_name("host", host), port_number("port", port))
+        hook, the first health request, :meth:`serve`); a port that cannot be had
+        raises ``listener.ListenError`` there. The workers of one server share the port
+        (``SO_REUSEPORT``). One per ``Health``: a second call raises ``ValueError``.
+
+        ``watch``: the main port (a port on 127.0.0.1, or ``"host:port"``). The probe
+        port's thread then requests ``<base_path>/live`` through it every
+        ``watch_interval`` seconds (any HTTP answer within the interval counts), and
+        the check ``main-port`` (a heartbeat, tagged ``live``) fails once
+        ``watch_misses`` requests in a row have gone unanswered: a main listener that
+        no longer accepts or answers fails liveness here too."""
+        host, port = host_name("host", host), port_number("port", port)
+        watcher, check = None, None
+        if watch is not None:
+            if isinstance(watch, bool) or not isinstance(watch, int | str):
+                raise TypeError("watch must be the main port: a port number or 'host:port'")
+            main = address("watch", str(watch), "127.0.0.1")
+            if main[1] == port:
+                raise ValueError(
+                    f"watch={watch!r} is the probe port itself: watch the app's main port"
+                )
+            if any(state.check.name == WATCH_CHECK for state in self.registry.states()):
+                raise ValueError(f"a check named {WATCH_CHECK!r} is already registered")
+            interval = period("watch_interval", watch_interval)
+            misses = count("watch_misses", watch_misses)
+            beat, check = self._heartbeat(WATCH_CHECK, interval * misses, {})
+            watcher = Watch(*main, path=self._root + "/live", interval=interval, beat=beat)
+        self.runtime.listen(host, port, watcher)
+        if check is not None:
+            self.registry.add_check(check)
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> None:
+        """Serve the health endpoints on ``host:port`` in a process with no web app (a
+        worker, a consumer, a scheduler): the probe port of :meth:`listen` (already set
+        with ``listen``: the same port, else ``ValueError``) is opened, and the checks'
+        refresher started on a daemon thread with an event loop of its own; returns at
+        once, from a plain program or from inside a running event loop alike (async
+        checks then run on the refresher's loop, not the program's: they must not use
+        clients bound to the program's loop). :meth:`stop` ends both. A process forked
+        from this one (a prefork pool's child) neither serves the port nor runs the
+        checks; a port that cannot be had raises ``listener.ListenError``."""
+        self.runtime.serve(host_name("host", host), port_number("port", port))
 
     @property
     def listen_address(self) -> tuple[str, int] | None:
@@ -240,9 +321,10 @@ class Health:
     # -- this process's refresher ----------------------------------------------------
 
     def stop(self) -> None:
-        """Stop this process's refresher and its probe port; a thread is waited for
-        (bounded). Requests do not restart it: the snapshot goes stale, so probes
-        fail, as they should."""
+        """Stop this process's refresher and its probe port; their threads (and the
+        check pool's) are waited for, bounded (a thread held by a hung sync check ends
+        only when the check returns). Requests do not restart it: the snapshot goes
+        stale, so probes fail, as they should."""
         self.runtime.stop()
 
     async def stop_async(self) -> None:

@@ -44,6 +44,13 @@ timer, never a thread. The bounds:
   coroutine waits, no thread is held), so the kubelet's ``preStop`` reaches a pod
   whose main port is saturated. Drop it from the probe port by not routing
   ``preStop`` to it; it needs the token either way.
+
+The watch (``Health.listen(watch=...)``, opt-in): a separate port can hide a main port
+that no longer accepts or answers, so the listener's loop also requests a health path
+through the main port every ``Watch.interval`` seconds, on a new connection, and calls
+``Watch.beat`` (a heartbeat's) whenever any HTTP status line comes back within the
+interval; the heartbeat's check fails liveness once the answers stop. Until the first
+answer it tries four times a second (the main port may open after the probe port).
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -70,6 +79,7 @@ MAX_HEAD = 8192  # bytes of request line and headers
 MAX_CONNECTIONS = 256
 BACKLOG = 128
 LINGER = 1.0  # seconds to read and drop what a refused client still sends
+FIRST_RETRY = 0.25  # seconds between the watch's requests until the main port first answers
 _LINGER_BYTES = 1 << 20
 
 NOT_FOUND = prepare(404, "text/plain; charset=utf-8", b"not found\n")
@@ -84,6 +94,54 @@ class Source(Protocol):
     def snapshot(self) -> Snapshot: ...
 
     def drain(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """The main port, requested from the probe port's thread (see the module's doc)."""
+
+    host: str
+    port: int
+    path: str  # requested through the main port: the app's liveness path
+    interval: float  # seconds between two requests, and the most one may take
+    beat: Callable[[], None]  # called on every answer
+
+    def request(self) -> bytes:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (
+            f"GET {self.path} HTTP/1.1\r\nHost: {host}:{self.port}\r\n"
+            "User-Agent: health_middleware-watch\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
+
+    async def answered(self) -> bool:
+        """Whether the main port answers one request with a status line in time."""
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(self.interval):
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                writer.write(self.request())
+                line = await reader.readline()
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+            return False  # refused, reset, too slow, or a line past the stream's limit
+        finally:
+            if writer is not None:
+                writer.close()
+        return line.startswith(b"HTTP/")
+
+    async def run(self) -> None:
+        """Request the main port every ``interval`` seconds, beating on each answer
+        (a failure of the watch itself is logged: its heartbeat then fails liveness)."""
+        first = True
+        try:
+            while True:
+                started = time.monotonic()
+                if await self.answered():
+                    first = False
+                    self.beat()
+                wait = min(self.interval, FIRST_RETRY) if first else self.interval
+                await asyncio.sleep(max(0.0, started + wait - time.monotonic()))
+        except Exception:
+            logger.exception("the watch of the main port %s:%s stopped", self.host, self.port)
 
 
 class ListenError(OSError):
@@ -155,8 +213,11 @@ class ProbeListener:
     """This process's probe port: bound by ``start`` (which raises ``ListenError``),
     served on a thread of its own until ``stop``."""
 
-    def __init__(self, source: Source, host: str, port: int, *, share: bool) -> None:
+    def __init__(
+        self, source: Source, host: str, port: int, *, share: bool, watch: Watch | None = None
+    ) -> None:
         self._source = source
+        self._watch = watch
         self.host = host
         self.port = port
         self.share = share
@@ -222,11 +283,12 @@ class ProbeListener:
 
     async def _serve(self) -> None:
         server = await asyncio.start_server(self._connection, sock=self._sock, limit=MAX_HEAD)
+        watching = None if self._watch is None else asyncio.create_task(self._watch.run())
         try:
             await self._stopping.wait()
         finally:
             server.close()
-            tasks = list(self._tasks)
+            tasks = list(self._tasks) + ([] if watching is None else [watching])
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

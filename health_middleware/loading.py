@@ -11,11 +11,13 @@ from typing import Any, Literal
 from health_middleware.accesslog import quiet_probes
 from health_middleware.check import is_async_callable
 from health_middleware.health import Health
+from health_middleware.validation import address
 
 APP_VARIABLE = "HEALTH_MIDDLEWARE_APP"
 HEALTH_VARIABLE = "HEALTH_MIDDLEWARE_HEALTH"
 QUIET_VARIABLE = "HEALTH_MIDDLEWARE_QUIET_PROBES"
 LISTEN_VARIABLE = "HEALTH_MIDDLEWARE_LISTEN"
+WATCH_VARIABLE = "HEALTH_MIDDLEWARE_WATCH"
 
 
 def import_string(target: str, what: str) -> Any:
@@ -89,28 +91,36 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
 
 def listen_address(value: str) -> tuple[str, int]:
     """``host:port``, ``[v6]:port`` or a bare port (every address) as (host, port)."""
-    host, colon, port = value.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]") if colon else ""
-    if not port.isdigit() or not 0 < int(port) < 65536 or (colon and not host):
-        raise ValueError(
-            f"{LISTEN_VARIABLE}={value!r} must look like 'host:port' (e.g. 0.0.0.0:8081)"
-        )
-    return host or "0.0.0.0", int(port)
+    return address(LISTEN_VARIABLE, value, "0.0.0.0")
 
 
 def health_from_environment() -> Health:
     """The ``Health`` named by ``HEALTH_MIDDLEWARE_HEALTH``, else one with no checks;
-    with ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the access logs, and
-    with ``HEALTH_MIDDLEWARE_LISTEN=host:port`` it also serves them on that port."""
+    with ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the access logs, with
+    ``HEALTH_MIDDLEWARE_LISTEN=host:port`` it also serves them on that port, and with
+    ``HEALTH_MIDDLEWARE_WATCH=port`` (or ``host:port``) that port watches the main one."""
     target = os.environ.get(HEALTH_VARIABLE)
     health = Health() if not target else import_string(target, HEALTH_VARIABLE)
     if not isinstance(health, Health):
         raise TypeError(f"{HEALTH_VARIABLE} {target!r} is a {type(health).__name__}, not a Health")
     if os.environ.get(QUIET_VARIABLE) == "1":
         quiet_probes(health.paths)
-    listen = os.environ.get(LISTEN_VARIABLE)
+    listen, watch = os.environ.get(LISTEN_VARIABLE), os.environ.get(WATCH_VARIABLE) or None
+    if watch is not None:
+        address(WATCH_VARIABLE, watch, "127.0.0.1")  # refused here, naming the variable
+    if watch is not None and not listen and health.listen_address is None:
+        raise ValueError(
+            f"{WATCH_VARIABLE}={watch!r} needs a probe port to watch from: "
+            f"set {LISTEN_VARIABLE}=host:port too"
+        )
     if listen:
         host, port = listen_address(listen)
         if health.listen_address != (host, port):  # the same wish twice is one
-            health.listen(port, host)
+            health.listen(port, host, watch=watch)
+            return health
+    if watch is not None and health.runtime.watch is None:
+        raise ValueError(
+            f"{WATCH_VARIABLE}={watch!r}: this Health's probe port was set in code "
+            "without a watch; pass watch= to its listen() call instead"
+        )
     return health

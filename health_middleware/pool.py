@@ -49,6 +49,8 @@ class CheckPool:
         self._idle = 0
         self._spawned = 0
         self._closed = False
+        self._threads: set[threading.Thread] = set()
+        self._busy: dict[threading.Thread, _Job] = {}  # what each thread runs now
 
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run ``fn`` on a pool thread; it waits in the queue while every place is taken."""
@@ -113,6 +115,7 @@ class CheckPool:
             thread = threading.Thread(
                 target=self._work, name=f"{self._name}-{self._spawned}", daemon=True
             )
+            self._threads.add(thread)
             thread.start()
 
     def _work(self) -> None:
@@ -126,11 +129,14 @@ class CheckPool:
                     self._places -= 1
                     return
                 job = self._queue.popleft()
+                me = threading.current_thread()
+                self._busy[me] = job
                 self._lock.release()
                 try:
                     self._run(job)
                 finally:
                     self._lock.acquire()
+                del self._busy[me]
                 self._jobs.pop(job.future, None)
                 if job.abandoned:
                     # Rejoin the pool only where a place is free; else this thread ends.
@@ -139,6 +145,7 @@ class CheckPool:
                     self._places += 1
                 del job
         finally:
+            self._threads.discard(threading.current_thread())
             self._lock.release()
 
     @staticmethod
@@ -158,6 +165,20 @@ class CheckPool:
             future.set_exception(exc)
         else:
             future.set_result(result)
+
+    def join(self, timeout: float) -> None:
+        """After ``shutdown``: wait up to ``timeout`` seconds for the threads to end,
+        except those held by a hung check (one past its timeout, abandoned), which end
+        only when it returns."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            waited = [
+                thread
+                for thread in self._threads
+                if not ((job := self._busy.get(thread)) is not None and job.abandoned)
+            ]
+        for thread in waited:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def shutdown(self) -> None:
         """Stop idle threads; a thread stuck in a hung check ends when the check does."""

@@ -26,6 +26,7 @@ from health_middleware.check import Check, CheckState
 from health_middleware.pool import CheckPool
 from health_middleware.result import (
     Outcome,
+    Pending,
     blocked,
     from_exception,
     from_return,
@@ -255,6 +256,11 @@ class Refresher:
         self._wake = asyncio.Event()
         self._stopping = False
 
+    @property
+    def pool(self) -> CheckPool:
+        """The threads its sync checks run on."""
+        return self._pool
+
     async def run(self) -> None:
         try:
             await self._loop()
@@ -364,8 +370,8 @@ class Refresher:
 
     def _take(self, state: CheckState, outcome: Outcome) -> None:
         """Record a finished run, and share it with the instance's other workers."""
-        if self._stopping:
-            return  # a stopped refresher's late results are not news
+        if self._stopping or isinstance(outcome, Pending):
+            return  # a stopped refresher's late results are not news; Pending is none
         self._checks.record(state, outcome)
         shared, check = self._schedule.shared, state.check
         if shared is not None and check.shared:

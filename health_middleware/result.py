@@ -73,6 +73,25 @@ class Outcome:
     links: Mapping[str, str] = field(default_factory=dict)
 
 
+class NoResult:
+    """What a check returns while it has nothing to report yet (a heartbeat never
+    beaten in this process): the refresher records nothing, so the check stays
+    "starting" as before its first run. A one-shot run (``Health.run_once``, the
+    ``check`` command), which must report every check, reports it as ``Pending``:
+    a warn whose output is ``reason``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Pending(Outcome):
+    """The outcome of a run that returned ``NoResult``: never recorded by the
+    refresher; a warn in a one-shot run's report."""
+
+
 # User code runs while a result is described (__repr__, __str__, even a metaclass's
 # __name__): it may raise anything, KeyboardInterrupt and SystemExit included, and
 # none of it may escape onto the refresher's loop.
@@ -168,6 +187,8 @@ def from_return(value: object, now: float, duration: float) -> Outcome:
     a CheckResult is taken as given, anything else is a fail that says why."""
     if value is None or value is True:
         return Outcome("pass", now, duration)
+    if isinstance(value, NoResult):
+        return Pending("warn", now, duration, output=value.reason, detail=value.reason)
     if value is False:
         return _failed(now, duration, "check returned False")
     if isinstance(value, CheckResult):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from health_middleware import instance, shared
 from health_middleware.check import CheckState
-from health_middleware.listener import ListenError, ProbeListener
+from health_middleware.listener import ListenError, ProbeListener, Watch
 from health_middleware.pool import CheckPool
 from health_middleware.refresher import Refresher, run_once
 from health_middleware.registry import Registry
@@ -67,9 +67,10 @@ class Runtime:
         self._joined = -1  # the pid that has joined its instance's shared state
         self.running: Running | None = None
         self.listen_address: tuple[str, int] | None = None  # Health.listen's wish
+        self.watch: Watch | None = None  # the main port, watched from the probe port
         self.listener: ProbeListener | None = None  # this process's probe port
 
-    def listen(self, host: str, port: int) -> None:
+    def listen(self, host: str, port: int, watch: Watch | None = None) -> None:
         """Record the probe port; it opens as this process's runtime starts (now, if
         it runs already)."""
         with self._lock:
@@ -79,9 +80,20 @@ class Runtime:
                     f"the probe port is already set to {was_host}:{was_port}: "
                     "a Health serves one probe port"
                 )
-            self.listen_address = (host, port)
+            self.listen_address, self.watch = (host, port), watch
             if self.running is not None and self.running.alive():
                 self._open_probe_port()
+
+    def serve(self, host: str, port: int) -> None:
+        """A process with no web app: record the probe port (as ``listen``; the same
+        one again is one wish) and start this process's refresher on a thread of its
+        own, unless one runs (then only the port opens)."""
+        if self.listen_address != (host, port):
+            self.listen(host, port)
+        self.start_in_thread()
+        with self._lock:
+            if self.running is not None and self.running.alive():
+                self._open_probe_port()  # a refresher that already ran on an app's loop
 
     def _open_probe_port(self) -> None:
         """Open this process's probe port where one is wished for and not open (the
@@ -103,7 +115,7 @@ class Runtime:
                     f"cannot listen on the probe port {wish[0]}:{wish[1]}: another server "
                     f"(master pid {other.pid}) serves it; give each server a port of its own"
                 )
-        listener = ProbeListener(self._registry, *wish, share=share)
+        listener = ProbeListener(self._registry, *wish, share=share, watch=self.watch)
         listener.start()
         self.listener = listener
 
@@ -224,6 +236,8 @@ class Runtime:
                     logger.warning("the health refresher's loop stopped: %s", exc)
                 finally:
                     loop.run_until_complete(loop.shutdown_asyncgens())
+                    # The default executor's threads (a check's DNS lookups) end too.
+                    loop.run_until_complete(loop.shutdown_default_executor())
                     loop.close()
 
             thread = threading.Thread(target=serve, name="health-refresher", daemon=True)
@@ -240,11 +254,12 @@ class Runtime:
             await asyncio.wait((task,), timeout=3.0)
 
     def stop(self) -> None:
-        """Stop this process's refresher and probe port; a thread is waited for
-        (bounded)."""
+        """Stop this process's refresher and probe port; their threads, and the check
+        pool's, are waited for (bounded; a thread held by a hung check is left to it)."""
         running = self._stop()
         if running is not None and running.thread is not None:
             running.thread.join(3.0)
+            running.refresher.pool.join(2.0)
 
     def _stop(self) -> Running | None:
         with self._lock:
@@ -281,5 +296,5 @@ class Runtime:
             # The parent keeps serving the port: the child cannot have it too.
             self.listener.forget()
             self.listener = None
-            self.listen_address = None
+            self.listen_address = self.watch = None
         self._joined = -1

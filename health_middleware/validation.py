@@ -56,6 +56,17 @@ def port_number(what: str, value: object) -> int:
     return value
 
 
+def address(what: str, value: str, default_host: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare port (on ``default_host``) as (host, port)."""
+    host, colon, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") if colon else ""
+    if not port.isdigit() or not 0 < int(port) < 65536 or (colon and not host):
+        raise ValueError(
+            f"{what} {value!r} must look like 'host:port' or a bare port (e.g. 127.0.0.1:8000)"
+        )
+    return host or default_host, int(port)
+
+
 def host_name(what: str, value: object) -> str:
     """An address or host name to bind, e.g. ``0.0.0.0``, ``::``, ``127.0.0.1``."""
     if not isinstance(value, str):

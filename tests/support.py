@@ -255,6 +255,14 @@ def grpc_check(port: int, service: str = "", timeout: float = 1.0) -> int | str:
     return int(reply.status)
 
 
+def answer(port: int, path: str, timeout: float = 2.0) -> Response | None:
+    """One GET on a new connection, or None when nothing answers (refused, reset, timed out)."""
+    try:
+        return get(port, path, timeout=timeout)
+    except OSError:
+        return None
+
+
 @dataclass
 class Server:
     port: int
@@ -283,11 +291,13 @@ def server(
     prefix: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """Start ``python -m <args>`` (behind ``prefix``, e.g. ``unshare``) with ``{port}``
-    filled in, wait until ``ready`` answers (an HTTP path, or a function of the port
-    that says whether the server answers), and always stop the whole process group."""
+    filled in (in ``env``'s values too), wait until ``ready`` answers (an HTTP path,
+    or a function of the port that says whether the server answers), and always stop
+    the whole process group."""
     port = free_port()
     command = [*prefix, sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    chosen = {name: value.replace("{port}", str(port)) for name, value in (env or {}).items()}
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **chosen}
     with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as log_file:
         log = Path(log_file.name)
         process = subprocess.Popen(
@@ -507,30 +517,49 @@ def daemon(args: list[str], port: int, timeout: float = 30.0) -> Iterator[subpro
 
 
 @contextlib.contextmanager
+def celery_process(
+    broker: str,
+    app: str = "tests.apps.celery_app",
+    pool: str = "solo",
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[Any, subprocess.Popen[bytes]]]:
+    """A real Celery worker subprocess of ``app`` (a module) with ``pool`` on
+    ``broker``, its output in ``env``'s HM_LOG if set; yields a Celery app of its own on
+    that broker and the worker's process at once (not waiting for it to be ready), and
+    always stops its process group."""
+    from celery import Celery
+
+    client = Celery("health_middleware_tests", broker=broker)
+    command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--pool={pool}"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if pool != "solo":
+        command += ["--concurrency=2"]
+    command += ["-n", f"hm-{os.getpid()}-{time.monotonic_ns()}@%h", "--loglevel=WARNING"]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "HM_CELERY_BROKER": broker, **(env or {})}
+    log = full_env.get("HM_LOG")
+    with open(log or os.devnull, "wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield client, process
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
 def celery_worker(broker: str) -> Iterator[Any]:
     """A real Celery worker subprocess (``tests.apps.celery_app``) on ``broker``; yields
     a Celery app of its own on that broker once the worker answers its ping."""
-    from celery import Celery
-
-    app = Celery("health_middleware_tests", broker=broker)
-    command = [sys.executable, "-m", "celery", "-A", "tests.apps.celery_app", "worker"]
-    command += ["--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    command += ["-n", f"hm-{os.getpid()}-{time.monotonic_ns()}@%h", "--loglevel=WARNING"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HM_CELERY_BROKER": broker}
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with celery_process(broker) as (app, process):
         deadline = time.monotonic() + 60
         while not app.control.ping(timeout=0.5):
             assert process.poll() is None, f"the celery worker exited {process.returncode}"
             assert time.monotonic() < deadline, "the celery worker never answered a ping"
         yield app
-    finally:
-        stop(process)

@@ -4,6 +4,7 @@ what the package serves and its probes are made over HTTP as the kubelet makes t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -18,7 +19,18 @@ import yaml
 
 from health_middleware import Health
 from health_middleware.prestop import Prestop
-from tests.support import REPO, debian_tool, free_port, get, grpc_check, server, stop, uvicorn
+from tests.support import (
+    REPO,
+    celery_process,
+    debian_tool,
+    free_port,
+    get,
+    grpc_check,
+    server,
+    service,
+    stop,
+    uvicorn,
+)
 
 SERVING = 1  # grpc.health.v1.HealthCheckResponse.SERVING
 
@@ -116,6 +128,32 @@ def test_kubernetes_grpc_probes_ask_real_services(tmp_path: Path) -> None:
         assert passes("livenessProbe")  # not restarted while it drains
         running.process.wait(drain_delay + 10)
     assert running.exit_code == 0, running.output()
+
+
+def test_the_celery_worker_manifest_probes_a_real_worker(tmp_path: Path) -> None:
+    manifest = yaml.safe_load((DEPLOY / "celery-worker.yaml").read_text())
+    (worker,) = manifest["spec"]["template"]["spec"]["containers"]
+    assert worker["command"][:4] == ["celery", "-A", "proj", "worker"]  # PID 1: no shell
+    (port,) = worker["ports"]
+    probes = {kind: worker[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe")}
+    probes["readinessProbe"] = worker["readinessProbe"]["httpGet"]
+    assert {probe["port"] for probe in probes.values()} == {port["name"]}
+    assert port["containerPort"] == 8081  # instrument(app, health, 8081) in its comment
+    assert "instrument(app, health, 8081" in (DEPLOY / "celery-worker.yaml").read_text()
+    service("Redis", 6379)
+    health_port = free_port()
+    env = {"HM_PORT": str(health_port), "HM_LOG": str(tmp_path / "worker.log")}
+    broker = "redis://127.0.0.1:6379/9"
+    with celery_process(broker, "tests.apps.celery_health", "prefork", env):
+        deadline = time.monotonic() + 60
+        while True:  # the startup probe, as the kubelet makes it: until it succeeds
+            with contextlib.suppress(OSError):
+                if get(health_port, probes["startupProbe"]["path"]).status == 200:
+                    break
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.1)
+        for probe in probes.values():
+            assert get(health_port, probe["path"]).status == 200, probe
 
 
 def test_compose_healthcheck_command(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ loop, which stays busy but progresses between requests), ``/block/<s>`` calls
 
 Environment: HM_STALE_AFTER (seconds, default 10), HM_NEGOTIATE (adds the negotiated
 endpoint ``/health/any``), HM_LISTEN (``host:port``: the
-probe port, by ``health.listen``; the one-liners read ``HEALTH_MIDDLEWARE_LISTEN``).
+probe port, by ``health.listen``; the one-liners read ``HEALTH_MIDDLEWARE_LISTEN``),
+HM_WATCH and HM_WATCH_INTERVAL (the main port that probe port watches, and how often).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ if os.environ.get("HM_NEGOTIATE"):
     health.endpoint("/health/any", format="negotiate")
 if os.environ.get("HM_LISTEN"):
     host, port = listen_address(os.environ["HM_LISTEN"])
-    health.listen(port, host)
+    watch_interval = float(os.environ.get("HM_WATCH_INTERVAL", "5"))
+    health.listen(port, host, watch=os.environ.get("HM_WATCH"), watch_interval=watch_interval)
 
 
 @health.check("process:pid", component_type="system", scope="process")

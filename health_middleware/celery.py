@@ -1,0 +1,167 @@
+"""Celery workers: ``instrument(celery_app, health, port)`` gives a worker the health
+endpoints on a port of its own, from Celery's own signals and one consumer bootstep.
+
+In the worker's main process (never in a prefork pool's children, never in a process
+that only imports the app, such as the web app sending tasks):
+
+- ``worker_init``: two checks are registered on ``health`` and ``health.serve(port,
+  host)`` opens the port and starts the refresher on threads of its own. The worker is
+  **starting** (``/health/started`` and ``/health/ready`` answer 503) until
+- ``worker_ready``: the consumer consumes; the heartbeat's first beat.
+- **live** (check ``celery:consumer``, a heartbeat tagged ``live``): beaten every
+  ``max_age / 4`` seconds (at most every second) by a timer on the consumer's own
+  event loop (kombu's hub), the loop that reads the broker, runs the timers and the
+  remote control commands; a loop blocked for ``max_age`` seconds fails liveness.
+  Under the ``solo`` pool a task runs on that loop: ``max_age`` must exceed the
+  longest task. Without a hub (transports with no event loop support, or the
+  gevent/eventlet pools) the timer asks the consumer's loop to beat at its next turn.
+- **ready** (check ``celery:broker``, critical): a consumer bootstep placed after
+  Celery's ``Connection`` step says connected on ``start`` and lost on ``stop``,
+  ``shutdown`` or ``terminate`` (Celery stops every step when the connection fails,
+  then starts them again once it reconnects).
+- **A broker outage fails readiness, never liveness**: while the consumer is
+  disconnected its loop does not run (Celery is reconnecting), so the heartbeat is
+  paused from the connection's loss until it is back (it passes meanwhile). A worker
+  that never reconnects stays live and unready: readiness (and your alerts on it) is
+  where a lost broker shows.
+- ``worker_shutting_down`` (SIGTERM's warm shutdown, SIGQUIT, Ctrl-C): ``health.drain()``
+  (readiness answers 503 ``draining`` until the process exits) and the heartbeat is
+  paused (a worker finishing its tasks is not hung).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from health_middleware.health import Health
+from health_middleware.heartbeat import Heartbeat
+from health_middleware.result import CheckResult, NoResult
+from health_middleware.validation import host_name, port_number, seconds
+
+try:
+    from celery import Celery, bootsteps, signals
+except ImportError:  # pragma: no cover - the extra is missing
+    raise ImportError(
+        "health_middleware.celery needs Celery: pip install 'health_middleware[celery]'"
+    ) from None
+
+__all__ = ["BROKER_CHECK", "CONSUMER_CHECK", "instrument"]
+
+CONSUMER_CHECK = "celery:consumer"  # the heartbeat of the consumer's loop (live)
+BROKER_CHECK = "celery:broker"  # connected to the broker (ready)
+STEP_NAME = "health_middleware.celery.Probes"
+CONNECTION_STEP = "celery.worker.consumer.connection:Connection"
+NEVER_CONNECTED = "not connected to the broker yet in this process"
+DISCONNECTED = "not connected to the broker (reconnecting)"
+STOPPING = "the worker is shutting down"
+
+
+class _Worker:
+    """What the probes know of this process's worker (written on its main thread)."""
+
+    def __init__(self, beat: Heartbeat) -> None:
+        self.beat = beat
+        self.connected: bool | None = None  # None: never connected in this process
+        self.ready = False  # worker_ready has been sent
+        self.queued = False  # a beat waits for the loop's next turn (no hub)
+        self.stopping = False  # worker_shutting_down has been sent
+
+    async def broker(self) -> CheckResult | NoResult:
+        connected = self.connected
+        if connected is None:
+            return NoResult(NEVER_CONNECTED)
+        if connected:
+            return CheckResult("pass")
+        return CheckResult("fail", output=STOPPING if self.stopping else DISCONNECTED)
+
+    def tick(self) -> None:
+        """On the consumer's loop: it made progress."""
+        self.queued = False
+        if self.ready and self.connected:
+            self.beat()
+
+    def lost(self) -> None:
+        if self.connected is not None:
+            self.connected = False
+        self.beat.pause()
+
+
+def instrument(
+    app: Any, health: Health, port: int, host: str = "0.0.0.0", *, max_age: float = 30.0
+) -> None:
+    """Serve ``health``'s endpoints on ``host:port`` from each worker of ``app``
+    (started, live, ready and draining as the module's doc says); call it where the
+    app is made. ``max_age``: the seconds the consumer's loop may go without a turn
+    before liveness fails."""
+    if not isinstance(app, Celery):
+        raise TypeError(f"app must be a celery.Celery application, got {type(app).__name__}")
+    if not isinstance(health, Health):
+        raise TypeError(f"health must be a Health, got {type(health).__name__}")
+    host, port = host_name("host", host), port_number("port", port)
+    max_age = seconds("max_age", max_age, minimum=0.1)
+    steps = app.steps["consumer"]
+    if any(getattr(step, "name", step) == STEP_NAME for step in steps):
+        raise ValueError("this Celery app is already instrumented")
+    every = min(1.0, max_age / 4)
+    found: list[_Worker] = []  # this process's worker, once worker_init is sent
+
+    def on_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app or found:
+            return
+        worker = _Worker(health.heartbeat(CONSUMER_CHECK, max_age=max_age))
+        health.add_check(BROKER_CHECK, worker.broker, interval=every, scope="process")
+        found.append(worker)
+        health.serve(port, host)
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        if found and getattr(sender, "app", None) is app:
+            found[0].ready = True
+            found[0].beat()
+
+    def on_shutting_down(**_: Any) -> None:
+        if found:  # sent in the main process only, by its signal handler
+            found[0].stopping = True
+            found[0].beat.pause()
+            health.drain()
+
+    class Probes(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery is untyped
+        """Connected from ``start`` to ``stop``; beats from the consumer's loop."""
+
+        name = STEP_NAME
+        requires = (CONNECTION_STEP,)
+
+        def __init__(self, consumer: Any, **options: Any) -> None:
+            super().__init__(consumer, **options)
+            self.entry: Any = None
+
+        def start(self, consumer: Any) -> None:
+            if not found:
+                return
+            worker = found[0]
+            worker.connected = True
+            if worker.ready:
+                worker.beat()  # reconnected: the loop turns again from here
+            if consumer.hub is not None:  # the loop's own timer: it fires on the loop
+                self.entry = consumer.hub.call_repeatedly(every, worker.tick)
+            else:  # a timer thread: ask the loop to beat at its next turn
+
+                def ask() -> None:
+                    if not worker.queued:
+                        worker.queued = True
+                        consumer.call_soon(worker.tick)
+
+                self.entry = consumer.timer.call_repeatedly(every, ask)
+
+        def stop(self, consumer: Any) -> None:
+            entry, self.entry = self.entry, None
+            if entry is not None:
+                entry.cancel()
+            if found:
+                found[0].lost()
+
+        shutdown = terminate = stop
+
+    steps.add(Probes)
+    signals.worker_init.connect(on_init, weak=False)
+    signals.worker_ready.connect(on_ready, weak=False)
+    signals.worker_shutting_down.connect(on_shutting_down, weak=False)

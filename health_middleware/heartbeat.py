@@ -1,0 +1,80 @@
+"""A heartbeat: progress, not just presence. A work loop calls the ``Heartbeat``
+object (``beat()``) each time round; its check fails once the last beat is older than
+``max_age`` seconds (``Health.heartbeat`` registers it).
+
+A beat is one clock read and one attribute store: no lock (a store is atomic under
+the GIL), callable from any thread, costing nanoseconds. A heartbeat belongs to the
+process that beats it: a forked child starts with no beat, and before its first beat
+the check has no result (the process is "starting", as before any check's first run).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+
+from health_middleware.result import CheckResult, NoResult
+
+# The check's output in a process that has not beaten (a one-shot ``check`` command
+# runs in a fresh process, where no loop beats): not a failure, nothing measured.
+NOT_BEATEN = "no beat yet in this process (a heartbeat measures the process that beats it)"
+
+
+class Heartbeat:
+    """Call it from a work loop to say it made progress; ``pause()`` when the loop
+    waits on purpose (see ``Health.heartbeat``)."""
+
+    __slots__ = ("__weakref__", "_last", "_paused", "max_age", "name")
+
+    def __init__(self, name: str, max_age: float) -> None:
+        self.name = name
+        self.max_age = max_age
+        self._last: float | None = None  # time.monotonic() of the last beat
+        self._paused = False
+        ref = weakref.ref(self)
+
+        def forget() -> None:  # in a forked child: the parent's beats are not its own
+            heartbeat = ref()
+            if heartbeat is not None:
+                heartbeat._last, heartbeat._paused = None, False
+
+        os.register_at_fork(after_in_child=forget)
+
+    def __call__(self) -> None:
+        """Beat: the loop made progress now (and is no longer paused)."""
+        self._last = time.monotonic()
+        self._paused = False
+
+    def pause(self) -> None:
+        """The loop waits on purpose (reconnecting to its broker, shutting down): the
+        check passes until the next beat, which resumes it. Before the first beat
+        the check still has no result."""
+        self._paused = True
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the last beat, or None before the first."""
+        last = self._last
+        return None if last is None else time.monotonic() - last
+
+    async def check(self) -> CheckResult | NoResult:
+        """The check (async: it runs on the refresher's loop, never waiting for a
+        thread of the check pool that slow checks may hold)."""
+        age = self.age
+        if age is None:
+            return NoResult(NOT_BEATEN)
+        observed = round(age, 3)
+        if self._paused:
+            return CheckResult("pass", observed_value=observed, observed_unit="s")
+        if age > self.max_age:
+            return CheckResult(
+                "fail",
+                observed_value=observed,
+                observed_unit="s",
+                output=f"no beat for {age:.1f} s (max_age {self.max_age:g} s)",
+            )
+        return CheckResult("pass", observed_value=observed, observed_unit="s")
+
+    def __repr__(self) -> str:
+        return f"<Heartbeat {self.name!r} max_age={self.max_age:g}>"
