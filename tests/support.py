@@ -257,17 +257,25 @@ def server(
     ready: str = "/health/live",
     timeout: float = 30.0,
     prefix: tuple[str, ...] = (),
+    *,
+    python: str = sys.executable,
+    outside: Path | None = None,
 ) -> Iterator[Server]:
     """Start ``python -m <args>`` (behind ``prefix``, e.g. ``unshare``) with ``{port}``
-    filled in, wait until ``ready`` answers, and always stop the whole process group."""
+    filled in, wait until ``ready`` answers, and always stop the whole process group.
+    It runs this checkout's code, unless ``outside`` names a folder to run in instead,
+    without PYTHONPATH: then ``python`` imports only what its environment installed."""
     port = free_port()
-    command = [*prefix, sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    command = [*prefix, python, "-m", *(a.replace("{port}", str(port)) for a in args)]
+    if outside is None:
+        full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    else:
+        full_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | (env or {})
     with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as log_file:
         log = Path(log_file.name)
         process = subprocess.Popen(
             command,
-            cwd=REPO,
+            cwd=outside or REPO,
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
