@@ -1,4 +1,5 @@
-"""Run ``async def`` tests on a fresh event loop each, without a plugin."""
+"""Run ``async def`` tests on a fresh event loop each, without a plugin; the built
+distributions, once per session."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import inspect
 from typing import Any
 
 import pytest
+
+from tests.venvs import Distributions, build
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -17,3 +20,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     kwargs: dict[str, Any] = {name: pyfuncitem.funcargs[name] for name in names}
     asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=60))
     return True
+
+
+@pytest.fixture(scope="session")
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
+    """The sdist and wheel of this checkout, built once for the tests that install them."""
+    return build(tmp_path_factory.mktemp("distributions"))

@@ -289,20 +289,28 @@ def server(
     ready: str | Callable[[int], bool] = "/health/live",
     timeout: float = 30.0,
     prefix: tuple[str, ...] = (),
+    *,
+    python: str = sys.executable,
+    outside: Path | None = None,
 ) -> Iterator[Server]:
     """Start ``python -m <args>`` (behind ``prefix``, e.g. ``unshare``) with ``{port}``
     filled in (in ``env``'s values too), wait until ``ready`` answers (an HTTP path,
     or a function of the port that says whether the server answers), and always stop
-    the whole process group."""
+    the whole process group. It runs this checkout's code, unless ``outside`` names a
+    folder to run in instead, without PYTHONPATH: then ``python`` imports only what
+    its environment installed."""
     port = free_port()
-    command = [*prefix, sys.executable, "-m", *(a.replace("{port}", str(port)) for a in args)]
+    command = [*prefix, python, "-m", *(a.replace("{port}", str(port)) for a in args)]
     chosen = {name: value.replace("{port}", str(port)) for name, value in (env or {}).items()}
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **chosen}
+    if outside is None:
+        full_env = {**os.environ, "PYTHONPATH": str(REPO), **chosen}
+    else:
+        full_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | chosen
     with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as log_file:
         log = Path(log_file.name)
         process = subprocess.Popen(
             command,
-            cwd=REPO,
+            cwd=outside or REPO,
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
