@@ -71,3 +71,51 @@ def current() -> Instance:
     else:
         pid = os.getpid()
     return Instance(pid, start_time(pid))
+
+
+def shares_a_listener(pid: int) -> bool | None:
+    """Whether process ``pid`` (a worker's master) still holds a listening socket that
+    this process holds too; None where that cannot be told (no /proc, ``pid``'s
+    descriptors unreadable, or this process listens on nothing). gunicorn's arbiter
+    closes its listeners before it stops its workers, and keeps them when it replaces
+    them (a reload) or loses one: so a worker told to stop tells which it is."""
+    try:
+        listening = _listening_inodes() & _socket_inodes("self")
+        if not listening:
+            return None
+        return bool(listening & _socket_inodes(str(pid)))
+    except OSError:
+        return None
+
+
+def _socket_inodes(pid: str) -> set[int]:
+    found: set[int] = set()
+    folder = f"/proc/{pid}/fd"
+    for descriptor in os.listdir(folder):
+        try:
+            link = os.readlink(f"{folder}/{descriptor}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:[") and link.endswith("]"):
+            found.add(int(link[8:-1]))
+    return found
+
+
+_ACCEPTING = 0x10000  # __SO_ACCEPTCON: a listening unix socket
+
+
+def _listening_inodes() -> set[int]:
+    """The inodes of the listening sockets of this network namespace."""
+    found: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                rows = [line.split() for line in list(lines)[1:]]
+        except FileNotFoundError:  # no IPv6
+            continue
+        found.update(int(row[9]) for row in rows if len(row) > 9 and row[3] == "0A")
+    with open("/proc/net/unix") as lines:
+        for row in (line.split() for line in list(lines)[1:]):
+            if len(row) > 6 and int(row[3], 16) & _ACCEPTING:
+                found.add(int(row[6]))
+    return found

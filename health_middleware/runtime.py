@@ -9,7 +9,9 @@ import asyncio
 import logging
 import os
 import sqlite3
+import sys
 import threading
+import time
 from dataclasses import dataclass
 
 from health_middleware import instance, shared
@@ -25,7 +27,10 @@ from health_middleware.shutdown import DelayedExit
 
 logger = logging.getLogger("health_middleware")
 
-ONCE_THREADS = 64  # the most threads a one-shot run of every check uses
+ONCE_THREADS = 64
+# How long a worker told to stop waits for its siblings' signals before it looks at
+# which of them stop too (a server stopping signals them all within a moment).
+SETTLE = 0.3  # the most threads a one-shot run of every check uses
 
 
 @dataclass
@@ -61,7 +66,9 @@ class Runtime:
         self._jitter = jitter
         self._instance_name = instance_name
         self._delayed_exit = (
-            DelayedExit(shutdown_delay, registry.drain_process) if shutdown_delay > 0 else None
+            DelayedExit(shutdown_delay, registry.drain_process, self.stops_alone)
+            if shutdown_delay > 0
+            else None
         )
         self._lock = threading.Lock()
         self._joined = -1  # the pid that has joined its instance's shared state
@@ -192,6 +199,31 @@ class Runtime:
             return None
         logger.debug("sharing checks with the other workers of this instance: %s", path)
         return state
+
+    def stops_alone(self) -> bool:
+        """On SIGTERM: whether this worker stops alone while its server serves on (a
+        reload replacing the workers, one worker killed), rather than with the whole
+        server. A gunicorn worker asks its arbiter's descriptors: it closes its
+        listeners before stopping the workers, and keeps them on a reload. Another
+        worker marks itself stopping in the instance's database and, once the
+        server's other signals have had time to arrive (``SETTLE``), looks for a
+        worker of its server that is not stopping. A process that is its own server,
+        or cannot tell, stops with its server."""
+        owner = instance.current()
+        if owner.pid == os.getpid():
+            return False
+        if "gunicorn.workers.base" in sys.modules:
+            return instance.shares_a_listener(owner.pid) is True
+        shared_state = self._registry.shared
+        if shared_state is None:
+            return False
+        try:
+            shared_state.stopping()
+            time.sleep(SETTLE)
+            return shared_state.serving(owner) > 0
+        except sqlite3.Error as exc:
+            logger.warning("could not tell whether the other workers stop too: %s", exc)
+            return False
 
     def install_shutdown_delay(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Wrap this process's SIGTERM handler (see shutdown.py), where configured."""

@@ -5,6 +5,14 @@ The server's own SIGTERM handler is wrapped, never replaced: after the delay it 
 as if the signal had just arrived. A second SIGTERM during the delay runs it at once,
 and SIGINT is left alone, so Ctrl-C still stops at once.
 
+Only a whole server stopping drains and waits. A worker stopped alone while its
+server serves on (a gunicorn ``HUP`` reload or uvicorn's ``SIGHUP``, which replace
+every worker; one worker killed) stops as its server would have, at once and with
+readiness unchanged: its pod is not leaving any balancer, and a drained worker still
+accepting on the shared socket would answer 503 for a healthy server. Which case it
+is, ``alone()`` tells (see ``Runtime.stops_alone``), on a thread of its own, since it
+may wait a moment for the other workers' signals.
+
 Two kinds of handler are wrapped, both read where the server installed them before
 our start (lifespan startup, or the worker's first request or boot):
 
@@ -24,6 +32,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -34,11 +43,15 @@ _Handler = Callable[[int, FrameType | None], Any]
 
 
 class DelayedExit:
-    """Wraps this process's SIGTERM handler once; ``on_term`` drains the instance."""
+    """Wraps this process's SIGTERM handler once; ``on_term`` drains this process and
+    ``alone`` says whether it stops alone, its server serving on."""
 
-    def __init__(self, delay: float, on_term: Callable[[], None]) -> None:
+    def __init__(
+        self, delay: float, on_term: Callable[[], None], alone: Callable[[], bool]
+    ) -> None:
         self.delay = delay
         self._on_term = on_term
+        self._alone = alone
         self._pid = -1  # the process the wrapper is installed in
         self._terms = 0
         self._released = False
@@ -68,7 +81,22 @@ class DelayedExit:
         self._pid = os.getpid()
         return True
 
-    def _first(self) -> None:
+    def _decide(self, release: Callable[[], object]) -> None:
+        """After the first SIGTERM (on a thread of its own): release at once a worker
+        stopped alone; else drain, and release after the delay."""
+        started = time.monotonic()
+        try:
+            alone = self._alone()
+        except Exception:
+            logger.exception("shutdown_delay: could not tell whether the server stops too")
+            alone = False
+        if alone:
+            logger.warning(
+                "SIGTERM: this worker stops alone (its server serves on): it stops now, "
+                "readiness unchanged"
+            )
+            release()
+            return
         logger.warning(
             "SIGTERM: readiness fails now; the server stops in %.1f s (send SIGTERM "
             "again, or SIGINT, to stop at once)",
@@ -78,23 +106,30 @@ class DelayedExit:
             self._on_term()
         except Exception:
             logger.exception("draining on SIGTERM failed")
+        time.sleep(max(0.0, self.delay - (time.monotonic() - started)))
+        release()
+
+    def _first(self, release: Callable[[], object]) -> None:
+        thread = threading.Thread(
+            target=self._decide, args=(release,), name="health-shutdown", daemon=True
+        )
+        thread.start()
 
     def _wrap_python(self, original: _Handler) -> None:
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
             self._terms += 1
             if self._released or self._terms > 1:
+                self._released = True
                 original(signum, frame)
                 return
-            self._first()
-            timer = threading.Timer(self.delay, self._release_python)
-            timer.daemon = True
-            timer.start()
+            self._first(self._release_python)
 
         signal.signal(signal.SIGTERM, on_sigterm)
 
     def _release_python(self) -> None:
-        self._released = True
-        os.kill(os.getpid(), signal.SIGTERM)  # runs the server's handler, wakes select()
+        if not self._released:
+            self._released = True
+            os.kill(os.getpid(), signal.SIGTERM)  # runs the server's handler, wakes select()
 
     def _wrap_asyncio(self, loop: asyncio.AbstractEventLoop, original: asyncio.Handle) -> None:
         def on_sigterm() -> None:
@@ -103,8 +138,7 @@ class DelayedExit:
                 self._released = True
                 original._run()
                 return
-            self._first()
-            loop.call_later(self.delay, on_release)
+            self._first(lambda: loop.call_soon_threadsafe(on_release))
 
         def on_release() -> None:
             if not self._released:

@@ -131,6 +131,32 @@ def test_sigint_is_left_alone(tmp_path: Path) -> None:
         running.process.wait(10)
 
 
+@pytest.mark.parametrize("name", ["gunicorn-sync", "uvicorn-workers"])
+def test_a_reload_puts_no_503_on_the_wire(name: str) -> None:
+    """A reload (HUP: gunicorn, and uvicorn --workers, replace every worker) of a
+    healthy server with shutdown_delay: each old worker stops alone, at once, and
+    readiness answers 200 throughout (it used to drain each old worker for the whole
+    delay while it still accepted on the shared socket: half the probes 503)."""
+    env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "3"}
+    with server(BACKENDS[name], env) as running:
+        deadline = time.monotonic() + 10  # both workers' first rounds
+        while {running.get("/health/ready").status for _ in range(6)} != {200}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        before = {running.get("/").body for _ in range(10)}
+        os.kill(running.process.pid, signal.SIGHUP)
+        statuses, after = [], set()
+        until = time.monotonic() + 5  # past the old workers' delay
+        while time.monotonic() < until:
+            statuses.append(running.get("/health/ready").status)
+            after.add(running.get("/").body)
+            time.sleep(0.05)
+        output = running.output()
+    assert after - before, output  # the workers were replaced
+    assert set(statuses) == {200}, (statuses.count(503), len(statuses))
+    assert "stops alone" in output
+
+
 def test_a_gunicorn_reload_never_leaves_the_instance_drained(tmp_path: Path) -> None:
     """HUP makes gunicorn start new workers and SIGTERM the old ones: the old ones
     drain themselves, the new ones serve; readiness never stays 503."""
