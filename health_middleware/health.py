@@ -121,6 +121,12 @@ class Health:
     def check(self, name: str, **options: Unpack[CheckOptions]) -> Callable[[F], F]:
         """Register the decorated function (sync or async, no arguments) as a check;
         the options are those of :meth:`add_check`."""
+        if callable(name):  # @health.check above a function, without its name
+            fn_name = getattr(name, "__name__", "name")
+            raise TypeError(
+                f'@health.check needs the check\'s name: write @health.check("{fn_name}") '
+                f"(with its options, if any) above def {fn_name}()"
+            )
 
         def register(fn: F) -> F:
             self.add_check(name, fn, **options)
