@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from health_middleware import instance, shared
+from health_middleware import environment, instance, shared
 from health_middleware.check import CheckState
 from health_middleware.listener import ListenError, ProbeListener
 from health_middleware.pool import CheckPool
@@ -22,6 +22,7 @@ from health_middleware.report import Report
 from health_middleware.schedule import Schedule
 from health_middleware.shared import SharedState
 from health_middleware.shutdown import DelayedExit
+from health_middleware.validation import StartError
 
 logger = logging.getLogger("health_middleware")
 
@@ -67,6 +68,7 @@ class Runtime:
         self._joined = -1  # the pid that has joined its instance's shared state
         self.running: Running | None = None
         self.listen_address: tuple[str, int] | None = None  # Health.listen's wish
+        self._listen_variable_read = False  # HEALTH_MIDDLEWARE_LISTEN taken as a wish
         self.listener: ProbeListener | None = None  # this process's probe port
 
     def listen(self, host: str, port: int) -> None:
@@ -82,6 +84,29 @@ class Runtime:
             self.listen_address = (host, port)
             if self.running is not None and self.running.alive():
                 self._open_probe_port()
+
+    def _take_listen_variable(self) -> None:
+        """``HEALTH_MIDDLEWARE_LISTEN``, for every way of starting (the one-liners, the
+        hook, a middleware made in code): where ``listen()`` was not called it is the
+        wish; where it was, with another address, the start is refused naming both
+        (the lock is held). Taken once per runtime: a forked child does not take the
+        port its parent serves."""
+        if self._listen_variable_read:
+            return
+        try:
+            wish = environment.listen_wish()
+        except ValueError as exc:
+            raise StartError(str(exc)) from None
+        if wish is not None and self.listen_address not in (None, wish):
+            code, variable = self.listen_address, wish
+            raise StartError(
+                f"{environment.LISTEN} asks for the probe port on {variable[0]}:{variable[1]}, "
+                f"but health.listen() asked for {code[0]}:{code[1]}: a Health serves one "
+                f"probe port; unset {environment.LISTEN} or make them agree"
+            )
+        if wish is not None:
+            self.listen_address = wish
+        self._listen_variable_read = True
 
     def _open_probe_port(self) -> None:
         """Open this process's probe port where one is wished for and not open (the
@@ -139,6 +164,13 @@ class Runtime:
                     registry.follow()
                 except sqlite3.Error as exc:
                     logger.warning("could not read the instance's state: %s", exc)
+            environment.warn_unknown()
+            if next(registry.states(), None) is None:
+                logger.warning(
+                    "this Health has no checks: every endpoint passes whatever happens to "
+                    'the app\'s dependencies; register some with @health.check("name") '
+                    'or health.add_check("name", fn)'
+                )
         schedule = Schedule(registry.shared, self._jitter)
         return Refresher(registry, CheckPool(self._max_threads), schedule)
 
@@ -174,12 +206,15 @@ class Runtime:
             self._delayed_exit.install(loop)
 
     def _new_refresher(self) -> Refresher | None:
-        """A refresher to start in this process, the probe port opened first; None when
-        one runs here already (the lock is held)."""
-        self._registry.activated = True
+        """A refresher to start in this process, the set-up checked and the probe port
+        opened first (``StartError`` where it cannot start; nothing is started then);
+        None when one runs here already (the lock is held)."""
         if self.running is not None and self.running.alive():
             return None
+        self._registry.refuse_unknown_groups()
+        self._take_listen_variable()
         self._open_probe_port()
+        self._registry.activated = True
         return self._refresher()
 
     def start_on_loop(self) -> None:

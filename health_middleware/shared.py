@@ -33,6 +33,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from health_middleware.environment import STATE_DIR
 from health_middleware.instance import Instance
 
 logger = logging.getLogger("health_middleware")
@@ -61,13 +62,10 @@ CREATE TABLE IF NOT EXISTS flags (
 """
 
 
-STATE_DIR_VARIABLE = "HEALTH_MIDDLEWARE_STATE_DIR"
-
-
 def directory() -> str:
     """Where instance databases live: ``HEALTH_MIDDLEWARE_STATE_DIR`` if set, else
     memory-backed where possible."""
-    chosen = os.environ.get(STATE_DIR_VARIABLE)
+    chosen = os.environ.get(STATE_DIR)
     if chosen:
         return chosen
     shm = "/dev/shm"
