@@ -3,7 +3,8 @@
 from health_middleware.asgi import HealthMiddleware
 from health_middleware.health import Health
 from health_middleware.result import CheckResult
+from health_middleware.validation import StartError
 from health_middleware.wsgi import WSGIHealthMiddleware
 
-__all__ = ["CheckResult", "Health", "HealthMiddleware", "WSGIHealthMiddleware"]
+__all__ = ["CheckResult", "Health", "HealthMiddleware", "StartError", "WSGIHealthMiddleware"]
 __version__ = "0.1.0"

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("health", metavar="MODULE:ATTR", help="the Health, e.g. proj.health:health")
     check.add_argument("--json", action="store_true", help="print the full IETF report")
+    check.add_argument(
+        "--errors", action="store_true", help="show each failure's message, not only its kind"
+    )
     demo = commands.add_parser("demo", help="serve a demo app with real checks on 127.0.0.1")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=8000)
@@ -62,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     if args.command == "check":
-        return _check(parser, args.health, args.json)
+        return _check(parser, args.health, args.json, args.errors)
     from health_middleware.demo import serve
 
     return serve(args.host, args.port)
 
 
-def _check(parser: _Parser, target: str, as_json: bool) -> int:
+def _check(parser: _Parser, target: str, as_json: bool, errors: bool) -> int:
     from health_middleware import command
     from health_middleware.health import Health
     from health_middleware.loading import import_string
@@ -84,7 +87,7 @@ def _check(parser: _Parser, target: str, as_json: bool) -> int:
         parser.error(str(exc))
     if not isinstance(health, Health):
         parser.error(f"{target!r} is a {type(health).__name__}, not a Health")
-    return command.run(health, as_json=as_json)
+    return command.run(health, as_json=as_json, errors=errors)
 
 
 if __name__ == "__main__":

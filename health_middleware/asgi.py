@@ -20,9 +20,10 @@ from asgiref.typing import (
     Scope,
 )
 
+from health_middleware.callables import interface, named
 from health_middleware.health import Health
-from health_middleware.listener import ListenError
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
+from health_middleware.validation import StartError
 
 logger = logging.getLogger("health_middleware")
 _monotonic = time.monotonic
@@ -50,6 +51,11 @@ class HealthMiddleware:
             raise TypeError(f"health must be a Health object, got {type(health).__name__}")
         if not callable(app):
             raise TypeError(f"app must be an ASGI application, got {type(app).__name__}")
+        if interface(app) == "wsgi":
+            raise TypeError(
+                f"app {named(app)} is a WSGI application (it takes environ and "
+                "start_response): wrap it with WSGIHealthMiddleware(app, health)"
+            )
         self.app: ASGI3Application = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
         self.health = health
         self._registry = health.registry  # the snapshot's home: one lookup per request
@@ -130,7 +136,10 @@ class HealthMiddleware:
         registry = self._registry
         received_startup = False
         answered_startup = False
-        failed = False  # we failed the startup (the probe port): the server is told
+        failed = False  # we failed the startup (validation.StartError): the server is told
+        # What the server raised when told (hypercorn stops its start so): it must get
+        # it back, whatever the app made of it on the way.
+        server_error: Exception | None = None
 
         async def receive_wrapper() -> ASGIReceiveEvent:
             nonlocal received_startup
@@ -143,14 +152,14 @@ class HealthMiddleware:
             return message
 
         async def send_wrapper(message: ASGISendEvent) -> None:
-            nonlocal answered_startup, failed
+            nonlocal answered_startup, failed, server_error
             if message["type"] == "lifespan.startup.complete":
                 answered_startup = True
                 try:
                     await self._start()
-                except ListenError as exc:
+                except StartError as exc:
                     failed = True
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    server_error = await _refuse_startup(send, exc)
                     raise  # into the app's lifespan: it must not go on as started
             elif message["type"] == "lifespan.startup.failed":
                 answered_startup = True
@@ -161,6 +170,8 @@ class HealthMiddleware:
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
         except Exception as exc:
+            if server_error is not None:
+                raise server_error from None
             if failed:
                 return  # our own failure, reported to the server already
             if answered_startup or received_startup:
@@ -174,7 +185,7 @@ class HealthMiddleware:
             await receive()
         try:
             await self._start()
-        except ListenError as exc:
+        except StartError as exc:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.startup.complete"})
@@ -188,6 +199,16 @@ class HealthMiddleware:
         self._runtime.start_on_loop()
         if self.health.wait_first_round:
             await self._registry.wait_first_round_async()
+
+
+async def _refuse_startup(send: ASGISendCallable, error: StartError) -> Exception | None:
+    """Tell the server the startup failed; return what it raised as it was told
+    (hypercorn stops its start so), else None."""
+    try:
+        await send({"type": "lifespan.startup.failed", "message": str(error)})
+    except Exception as raised:
+        return raised
+    return None
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
+from health_middleware.callables import check_factory_usage, is_async_callable, needs_arguments
 from health_middleware.result import CheckFunction, Outcome
 from health_middleware.status import Status
 from health_middleware.validation import count, flag, optional_text, period, texts
@@ -23,12 +23,6 @@ _TAG = re.compile(r"[A-Za-z0-9_.\-]+")
 Scope = Literal["instance", "process"]
 INSTANCE: Scope = "instance"
 PROCESS: Scope = "process"
-
-
-def is_async_callable(fn: object) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004  # objects with an async __call__
-    )
 
 
 class CheckOptions(TypedDict, total=False):
@@ -88,6 +82,17 @@ class Check:
             )
         if not callable(fn):
             raise TypeError(f"check {name!r} must be callable, got {type(fn).__name__}")
+        usage = check_factory_usage(fn)
+        if usage is not None:
+            factory = usage.partition("(")[0]
+            raise TypeError(f"check {name!r}: {factory} makes a check: call it, {usage}")
+        signature = needs_arguments(fn)
+        if signature is not None:
+            raise TypeError(
+                f"check {name!r} must be callable with no arguments, but takes {signature}: "
+                "give a function of none (e.g. lambda: check(value)), or bind its "
+                "arguments with functools.partial"
+            )
         what = f"check {name!r}:"
         unknown = set(options) - set(CheckOptions.__annotations__)
         if unknown:

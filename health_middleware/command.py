@@ -1,14 +1,17 @@
 """The ``check`` command (``health-middleware check`` and Django's ``manage.py
 health``): run every check of a ``Health`` once, now, and print a table or the IETF
-report; the exit code says whether the whole fails."""
+report; the exit code says whether the whole fails. With ``errors`` each failure's
+message is printed, not only its kind (the command runs with the privileges of the
+person who runs it, who may read what the checks' errors say)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TextIO
 
 from health_middleware.health import Health
-from health_middleware.report import Report
+from health_middleware.report import Report, Service
 
 INTERRUPTED = 130  # a shell's code for a command stopped by SIGINT
 
@@ -22,9 +25,8 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def table(report: Report, health: Health) -> str:
+def table(report: Report, service: Service) -> str:
     """One line per check (name, status, time taken, output), then the whole."""
-    service = health.registry.service
     rows = [("CHECK", "STATUS", "TIME", "OUTPUT")]
     for counted in report.checks:
         outcome = counted.outcome
@@ -48,9 +50,12 @@ def table(report: Report, health: Health) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(health: Health, *, as_json: bool = False, out: TextIO | None = None) -> int:
-    """Run every check once and print the result: exit code 0 when the whole passes
-    or warns, 1 when it fails, 130 when interrupted (Ctrl-C)."""
+def run(
+    health: Health, *, as_json: bool = False, errors: bool = False, out: TextIO | None = None
+) -> int:
+    """Run every check once and print the result (with ``errors``, each failure's
+    message rather than its kind): exit code 0 when the whole passes or warns, 1 when
+    it fails, 130 when interrupted (Ctrl-C)."""
     out = sys.stdout if out is None else out
     try:
         report = health.run_once()
@@ -58,11 +63,14 @@ def run(health: Health, *, as_json: bool = False, out: TextIO | None = None) -> 
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
     code = 1 if report.status == "fail" else 0
+    service = health.registry.service
+    if errors:
+        service = dataclasses.replace(service, expose_errors=True)
     try:
         if as_json:
-            out.write(health.registry.ietf(report).decode() + "\n")
+            out.write(health.registry.ietf(report, service).decode() + "\n")
         else:
-            out.write(table(report, health))
+            out.write(table(report, service))
         out.flush()
     except BrokenPipeError:
         # The reader went away (``| head``): the exit code still says what was found.

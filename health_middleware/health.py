@@ -109,6 +109,7 @@ class Health:
             instance_name=instance_name("instance", instance),
             shutdown_delay=delay("shutdown_delay", shutdown_delay),
         )
+        self.runtime.watch_from = self._watch_from_environment
         self._root = self.registry.add_default_endpoints(format, info)
         self.registry.publish()
         ref = weakref.ref(self)
@@ -126,6 +127,12 @@ class Health:
     def check(self, name: str, **options: Unpack[CheckOptions]) -> Callable[[F], F]:
         """Register the decorated function (sync or async, no arguments) as a check;
         the options are those of :meth:`add_check`."""
+        if callable(name):  # @health.check above a function, without its name
+            fn_name = getattr(name, "__name__", "name")
+            raise TypeError(
+                f'@health.check needs the check\'s name: write @health.check("{fn_name}") '
+                f"(with its options, if any) above def {fn_name}()"
+            )
 
         def register(fn: F) -> F:
             self.add_check(name, fn, **options)
@@ -230,22 +237,34 @@ class Health:
         host, port = host_name("host", host), port_number("port", port)
         watcher, check = None, None
         if watch is not None:
-            if isinstance(watch, bool) or not isinstance(watch, int | str):
-                raise TypeError("watch must be the main port: a port number or 'host:port'")
-            main = address("watch", str(watch), "127.0.0.1")
-            if main[1] == port:
-                raise ValueError(
-                    f"watch={watch!r} is the probe port itself: watch the app's main port"
-                )
-            if any(state.check.name == WATCH_CHECK for state in self.registry.states()):
-                raise ValueError(f"a check named {WATCH_CHECK!r} is already registered")
-            interval = period("watch_interval", watch_interval)
-            misses = count("watch_misses", watch_misses)
-            beat, check = self._heartbeat(WATCH_CHECK, interval * misses, {})
-            watcher = Watch(*main, path=self._root + "/live", interval=interval, beat=beat)
+            watcher, check = self._watch(watch, watch_interval, watch_misses, port)
         self.runtime.listen(host, port, watcher)
         if check is not None:
             self.registry.add_check(check)
+
+    def _watch(
+        self, watch: object, interval: object, misses: object, probe_port: int | None
+    ) -> tuple[Watch, Check]:
+        """The watch of the main port ``watch`` and its heartbeat check (not yet
+        registered)."""
+        if isinstance(watch, bool) or not isinstance(watch, int | str):
+            raise TypeError("watch must be the main port: a port number or 'host:port'")
+        main = address("watch", str(watch), "127.0.0.1")
+        if main[1] == probe_port:
+            raise ValueError(f"watch={watch!r} is the probe port itself: watch the app's main port")
+        if any(state.check.name == WATCH_CHECK for state in self.registry.states()):
+            raise ValueError(f"a check named {WATCH_CHECK!r} is already registered")
+        every, times = period("watch_interval", interval), count("watch_misses", misses)
+        beat, check = self._heartbeat(WATCH_CHECK, every * times, {})
+        return Watch(*main, path=self._root + "/live", interval=every, beat=beat), check
+
+    def _watch_from_environment(self, target: str) -> Watch:
+        """``HEALTH_MIDDLEWARE_WATCH``'s watch (default interval and misses), its check
+        registered: the runtime takes it as it starts."""
+        port = self.runtime.listen_address[1] if self.runtime.listen_address else None
+        watcher, check = self._watch(target, 5.0, 3, port)
+        self.registry.add_check(check)
+        return watcher
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
         """Serve the health endpoints on ``host:port`` in a process with no web app (a

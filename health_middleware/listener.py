@@ -71,6 +71,7 @@ from urllib.parse import unquote, urlsplit
 
 from health_middleware.response import Prepared, prepare
 from health_middleware.snapshot import Snapshot
+from health_middleware.validation import StartError
 
 logger = logging.getLogger("health_middleware")
 
@@ -144,7 +145,7 @@ class Watch:
             logger.exception("the watch of the main port %s:%s stopped", self.host, self.port)
 
 
-class ListenError(OSError):
+class ListenError(StartError, OSError):
     """The probe port could not be opened; the message names it."""
 
 
@@ -176,6 +177,17 @@ def _target(raw: str) -> str:
     if not raw.startswith("/"):
         raw = urlsplit(raw).path or "/"
     return unquote(raw.partition("?")[0].partition("#")[0], errors="replace")
+
+
+def _space_before_colon(head: bytes) -> bool:
+    """Whether a header line of ``head`` has whitespace between the field's name and
+    its colon (RFC 9112 section 5.1: a server must answer 400). A line that starts with
+    whitespace (obsolete line folding) is left to the library's parser."""
+    for line in head.split(b"\n")[1:]:
+        name, colon, _ = line.partition(b":")
+        if colon and name[:1] not in (b" ", b"\t") and name != name.rstrip(b" \t"):
+            return True
+    return False
 
 
 def _encode(response: Prepared, body: bytes, keep: bool, http10: bool) -> bytes:
@@ -350,8 +362,17 @@ class ProbeListener:
             return False
         headers = parsed.headers
         lengths = headers.get_all("Content-Length") or []
-        if len(lengths) > 1 or any(not value.strip().isdigit() for value in lengths):
+        hosts = len(headers.get_all("Host") or [])
+        if (
+            len(lengths) > 1
+            or any(not value.strip().isdigit() for value in lengths)
+            or hosts > 1
+            or (hosts == 0 and version == "HTTP/1.1")
+            or _space_before_colon(head)
+        ):
             # Two lengths, or one that is no number: the body's end cannot be known.
+            # No Host in HTTP/1.1, or two in any version (RFC 9112 section 3.2), and
+            # whitespace between a field's name and its colon (section 5.1): a 400.
             await self._refuse(reader, writer, _encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
             return False
         has_body = (lengths and lengths[0].strip() != "0") or "Transfer-Encoding" in headers

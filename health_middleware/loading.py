@@ -1,23 +1,19 @@
-"""Import apps and Health objects from ``module:attribute`` strings, and tell ASGI
-apps from WSGI apps, with errors that name what was tried."""
+"""Import apps and Health objects from ``module:attribute`` strings (with errors that
+name what was tried), for the one-liners and the gunicorn hook."""
 
 from __future__ import annotations
 
 import importlib
-import inspect
+import logging
 import os
 from typing import Any, Literal
 
+from health_middleware import environment
 from health_middleware.accesslog import quiet_probes
-from health_middleware.check import is_async_callable
+from health_middleware.callables import interface
 from health_middleware.health import Health
-from health_middleware.validation import address
 
-APP_VARIABLE = "HEALTH_MIDDLEWARE_APP"
-HEALTH_VARIABLE = "HEALTH_MIDDLEWARE_HEALTH"
-QUIET_VARIABLE = "HEALTH_MIDDLEWARE_QUIET_PROBES"
-LISTEN_VARIABLE = "HEALTH_MIDDLEWARE_LISTEN"
-WATCH_VARIABLE = "HEALTH_MIDDLEWARE_WATCH"
+logger = logging.getLogger("health_middleware")
 
 
 def import_string(target: str, what: str) -> Any:
@@ -42,32 +38,12 @@ def import_string(target: str, what: str) -> Any:
     return found
 
 
-def interface(app: object) -> Literal["asgi", "wsgi", "unknown"]:
-    """ASGI 3 apps are async callables, ASGI 2 apps classes taking a scope, WSGI apps
-    plain callables of (environ, start_response)."""
-    if is_async_callable(app):
-        return "asgi"
-    try:
-        parameters = [
-            p
-            for p in inspect.signature(app).parameters.values()  # type: ignore[arg-type]
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
-    except (TypeError, ValueError):
-        return "unknown"
-    if inspect.isclass(app) and len(parameters) == 1:
-        return "asgi"  # ASGI 2: app(scope) returns the instance
-    if len(parameters) == 2:
-        return "wsgi"
-    return "unknown"
-
-
 def target_from(app: str | None, attribute: str | None) -> str:
     if app is None:
-        app = os.environ.get(APP_VARIABLE)
+        app = os.environ.get(environment.APP)
         if not app:
             raise ValueError(
-                f"no app to wrap: set {APP_VARIABLE}=package.module:attribute, "
+                f"no app to wrap: set {environment.APP}=package.module:attribute, "
                 "or pass the app string to the factory"
             )
     if not isinstance(app, str) or (attribute is not None and not isinstance(attribute, str)):
@@ -89,38 +65,28 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
     return app
 
 
-def listen_address(value: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or a bare port (every address) as (host, port)."""
-    return address(LISTEN_VARIABLE, value, "0.0.0.0")
-
-
 def health_from_environment() -> Health:
-    """The ``Health`` named by ``HEALTH_MIDDLEWARE_HEALTH``, else one with no checks;
-    with ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the access logs, with
-    ``HEALTH_MIDDLEWARE_LISTEN=host:port`` it also serves them on that port, and with
-    ``HEALTH_MIDDLEWARE_WATCH=port`` (or ``host:port``) that port watches the main one."""
-    target = os.environ.get(HEALTH_VARIABLE)
-    health = Health() if not target else import_string(target, HEALTH_VARIABLE)
+    """The ``Health`` named by ``HEALTH_MIDDLEWARE_HEALTH``, else one with no checks
+    (with a warning); with ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the
+    access logs. Unknown ``HEALTH_MIDDLEWARE_*`` variables are warned about.
+    (``HEALTH_MIDDLEWARE_LISTEN`` is the runtime's, for every way of starting.)"""
+    environment.warn_unknown()
+    target = os.environ.get(environment.HEALTH)
+    if not target:
+        logger.warning(
+            "%s is not set: serving a Health with no checks, so every endpoint passes "
+            "whatever happens to the app's dependencies; set %s=package.module:attribute "
+            "of your Health",
+            environment.HEALTH,
+            environment.HEALTH,
+        )
+        health = Health()
+    else:
+        health = import_string(target, environment.HEALTH)
     if not isinstance(health, Health):
-        raise TypeError(f"{HEALTH_VARIABLE} {target!r} is a {type(health).__name__}, not a Health")
-    if os.environ.get(QUIET_VARIABLE) == "1":
+        raise TypeError(
+            f"{environment.HEALTH} {target!r} is a {type(health).__name__}, not a Health"
+        )
+    if os.environ.get(environment.QUIET_PROBES) == "1":
         quiet_probes(health.paths)
-    listen, watch = os.environ.get(LISTEN_VARIABLE), os.environ.get(WATCH_VARIABLE) or None
-    if watch is not None:
-        address(WATCH_VARIABLE, watch, "127.0.0.1")  # refused here, naming the variable
-    if watch is not None and not listen and health.listen_address is None:
-        raise ValueError(
-            f"{WATCH_VARIABLE}={watch!r} needs a probe port to watch from: "
-            f"set {LISTEN_VARIABLE}=host:port too"
-        )
-    if listen:
-        host, port = listen_address(listen)
-        if health.listen_address != (host, port):  # the same wish twice is one
-            health.listen(port, host, watch=watch)
-            return health
-    if watch is not None and health.runtime.watch is None:
-        raise ValueError(
-            f"{WATCH_VARIABLE}={watch!r}: this Health's probe port was set in code "
-            "without a watch; pass watch= to its listen() call instead"
-        )
     return health

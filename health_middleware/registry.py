@@ -10,6 +10,7 @@ WSGI) iterates a registration-time copy; requests read only ``snapshot``.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import math
 import sqlite3
@@ -38,6 +39,7 @@ from health_middleware.result import BLOCKED, Outcome
 from health_middleware.shared import SharedState, transient
 from health_middleware.snapshot import Snapshot, build
 from health_middleware.status import Status
+from health_middleware.validation import StartError
 
 logger = logging.getLogger("health_middleware")
 
@@ -196,6 +198,24 @@ class Registry:
     def paths(self) -> tuple[str, ...]:
         return tuple(self._endpoints)
 
+    def refuse_unknown_groups(self) -> None:
+        """Raise ``StartError`` for an endpoint whose group is neither a built-in one
+        nor a tag some check carries: it would count no check and pass for ever.
+        Asked at start, not when the endpoint is made: checks may be registered after."""
+        built_in = [ALL, LIVE, READY, STARTED]
+        tags = {tag for state in self._states.values() for tag in state.check.tags}
+        known = built_in + sorted(tags - set(built_in))
+        for endpoint in self._endpoints.values():
+            if endpoint.group in known:
+                continue
+            close = difflib.get_close_matches(endpoint.group, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise StartError(
+                f"the endpoint {endpoint.path!r} counts group {endpoint.group!r}, which no "
+                f"check carries as a tag{hint}: the known groups are {', '.join(known)}. "
+                "Tag a check with it (tags={...}) or name a known group"
+            )
+
     # -- the drain -------------------------------------------------------------------
 
     @property
@@ -349,10 +369,11 @@ class Registry:
         counted = self._states.values() if states is None else states
         return evaluate(self._endpoints[self.base_path], counted, self.draining)
 
-    def ietf(self, report: Report) -> bytes:
-        """``report`` as the full report's IETF document, whatever its format."""
+    def ietf(self, report: Report, service: Service | None = None) -> bytes:
+        """``report`` as the full report's IETF document, whatever its format (with
+        ``service``'s fields in place of this registry's: ``expose_errors``)."""
         endpoint = self._endpoints[self.base_path]
-        return Ietf().render(report, endpoint, self.service, time.time()).body
+        return Ietf().render(report, endpoint, service or self.service, time.time()).body
 
     # -- the first round -------------------------------------------------------------
 

@@ -12,9 +12,10 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from health_middleware import instance, shared
+from health_middleware import environment, instance, shared
 from health_middleware.check import CheckState
 from health_middleware.listener import ListenError, ProbeListener, Watch
 from health_middleware.pool import CheckPool
@@ -24,6 +25,7 @@ from health_middleware.report import Report
 from health_middleware.schedule import Schedule
 from health_middleware.shared import SharedState
 from health_middleware.shutdown import DelayedExit
+from health_middleware.validation import StartError
 
 logger = logging.getLogger("health_middleware")
 
@@ -75,6 +77,9 @@ class Runtime:
         self.running: Running | None = None
         self.listen_address: tuple[str, int] | None = None  # Health.listen's wish
         self.watch: Watch | None = None  # the main port, watched from the probe port
+        # The watch named by HEALTH_MIDDLEWARE_WATCH, as the Health makes it (its check).
+        self.watch_from: Callable[[str], Watch] | None = None
+        self._variables_read = False  # HEALTH_MIDDLEWARE_LISTEN and _WATCH taken
         self.listener: ProbeListener | None = None  # this process's probe port
 
     def listen(self, host: str, port: int, watch: Watch | None = None) -> None:
@@ -101,6 +106,46 @@ class Runtime:
         with self._lock:
             if self.running is not None and self.running.alive():
                 self._open_probe_port()  # a refresher that already ran on an app's loop
+
+    def _take_variables(self) -> None:
+        """``HEALTH_MIDDLEWARE_LISTEN`` and ``HEALTH_MIDDLEWARE_WATCH``, for every way of
+        starting (the one-liners, the hook, a middleware made in code): where
+        ``listen()`` did not say, they are the wish; where it said otherwise, the start
+        is refused naming both (the lock is held). Taken once per runtime: a forked
+        child does not take the port its parent serves."""
+        if self._variables_read:
+            return
+        try:
+            wish, watch = environment.listen_wish(), environment.watch_wish()
+        except ValueError as exc:
+            raise StartError(str(exc)) from None
+        if wish is not None and self.listen_address not in (None, wish):
+            code, variable = self.listen_address, wish
+            raise StartError(
+                f"{environment.LISTEN} asks for the probe port on {variable[0]}:{variable[1]}, "
+                f"but health.listen() asked for {code[0]}:{code[1]}: a Health serves one "
+                f"probe port; unset {environment.LISTEN} or make them agree"
+            )
+        if wish is not None:
+            self.listen_address = wish
+        if watch is not None:
+            self._take_watch(watch)
+        self._variables_read = True
+
+    def _take_watch(self, target: tuple[str, int]) -> None:
+        if self.listen_address is None:
+            raise StartError(
+                f"{environment.WATCH} needs a probe port to watch from: set "
+                f"{environment.LISTEN}=host:port too (or call health.listen())"
+            )
+        if self.watch is None and self.watch_from is not None:
+            self.watch = self.watch_from(f"{target[0]}:{target[1]}")
+        elif self.watch is not None and (self.watch.host, self.watch.port) != target:
+            raise StartError(
+                f"{environment.WATCH} asks to watch {target[0]}:{target[1]}, but "
+                f"health.listen(watch=...) watches {self.watch.host}:{self.watch.port}; "
+                f"unset {environment.WATCH} or make them agree"
+            )
 
     def _open_probe_port(self) -> None:
         """Open this process's probe port where one is wished for and not open (the
@@ -162,6 +207,13 @@ class Runtime:
                     registry.follow()
                 except sqlite3.Error as exc:
                     logger.warning("could not read the instance's state: %s", exc)
+            environment.warn_unknown()
+            if next(registry.states(), None) is None:
+                logger.warning(
+                    "this Health has no checks: every endpoint passes whatever happens to "
+                    'the app\'s dependencies; register some with @health.check("name") '
+                    'or health.add_check("name", fn)'
+                )
         schedule = Schedule(registry.shared, self._jitter)
         return Refresher(registry, CheckPool(self._max_threads), schedule)
 
@@ -186,7 +238,7 @@ class Runtime:
                 "refusing the instance's shared state: %s; this worker runs its checks "
                 "alone (set %s to a folder of this user's own)",
                 exc,
-                shared.STATE_DIR_VARIABLE,
+                environment.STATE_DIR,
             )
             return None
         except (OSError, sqlite3.Error) as exc:
@@ -231,12 +283,15 @@ class Runtime:
             self._delayed_exit.install(loop)
 
     def _new_refresher(self) -> Refresher | None:
-        """A refresher to start in this process, the probe port opened first; None when
-        one runs here already (the lock is held)."""
-        self._registry.activated = True
+        """A refresher to start in this process, the set-up checked and the probe port
+        opened first (``StartError`` where it cannot start; nothing is started then);
+        None when one runs here already (the lock is held)."""
         if self.running is not None and self.running.alive():
             return None
+        self._registry.refuse_unknown_groups()
+        self._take_variables()
         self._open_probe_port()
+        self._registry.activated = True
         return self._refresher()
 
     def start_on_loop(self) -> None:

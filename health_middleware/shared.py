@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from health_middleware.environment import STATE_DIR
 from health_middleware.instance import Instance, start_time
 
 logger = logging.getLogger("health_middleware")
@@ -86,9 +87,6 @@ CREATE TABLE IF NOT EXISTS processes (
 """
 
 
-STATE_DIR_VARIABLE = "HEALTH_MIDDLEWARE_STATE_DIR"
-
-
 class Untrusted(OSError):
     """The state folder or a file in it could be written by someone other than this
     server's user: it is not used (the message says what was found)."""
@@ -97,7 +95,7 @@ class Untrusted(OSError):
 def directory() -> str:
     """Where the private state folder is made: ``HEALTH_MIDDLEWARE_STATE_DIR`` if set,
     else memory-backed where possible."""
-    chosen = os.environ.get(STATE_DIR_VARIABLE)
+    chosen = os.environ.get(STATE_DIR)
     if chosen:
         return chosen
     shm = "/dev/shm"

@@ -10,6 +10,14 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 
+
+class StartError(Exception):
+    """This set-up cannot start (an endpoint counting a group no check is in, a probe
+    port that cannot be had): raised as the runtime starts in a process, so the
+    server's start fails with the message (ASGI lifespan startup fails, a gunicorn
+    worker fails to boot; a start by a first request fails that request)."""
+
+
 # The shortest interval or timeout accepted: below it a check would re-render the
 # snapshot hundreds of times a second for nothing.
 MIN_SECONDS = 0.01

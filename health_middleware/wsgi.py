@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from health_middleware.callables import interface, named
 from health_middleware.health import Health
 from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
 from health_middleware.shutdown import in_gunicorn_worker
@@ -35,6 +36,11 @@ class WSGIHealthMiddleware:
             raise TypeError(f"health must be a Health object, got {type(health).__name__}")
         if not callable(app):
             raise TypeError(f"app must be a WSGI application, got {type(app).__name__}")
+        if interface(app) == "asgi":
+            raise TypeError(
+                f"app {named(app)} is an ASGI application (async, or an ASGI 2 class): "
+                "wrap it with HealthMiddleware(app, health)"
+            )
         self.app = app
         self.health = health
         self._registry = health.registry  # the snapshot's home: one lookup per request

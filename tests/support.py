@@ -93,6 +93,31 @@ async def call_app(app: Any, path: str) -> Response:
     return _collect(messages)
 
 
+def lifespan_startup(health: Any) -> list[dict[str, Any]]:
+    """What the server is sent when an app that completes its startup runs behind the
+    middleware with ``health`` and the server sends ``lifespan.startup``."""
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+
+    async def receive() -> dict[str, Any]:
+        if not sent:
+            return {"type": "lifespan.startup"}
+        await asyncio.sleep(3600)
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    middleware: Any = HealthMiddleware(app, health)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    asyncio.run(asyncio.wait_for(middleware(scope, receive, send), 5))
+    return sent
+
+
 def call_without_waiting(app: HealthMiddleware, path: str, method: str = "GET") -> Response:
     """Run one request to completion in a single step of its coroutine: if the
     middleware awaited anything but our instant ``send`` it would suspend, and this

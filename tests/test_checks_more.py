@@ -21,6 +21,7 @@ import socket
 import ssl
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -585,6 +586,66 @@ def test_a_refused_url_is_not_repeated(make: Callable[[], Any]) -> None:
     with pytest.raises(ValueError, match=r"^url ") as caught:
         make()
     assert SECRET not in f"{caught.value!s} {caught.value!r}"
+
+
+# -- targets that would fail every run ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "fix"),
+    [
+        (lambda: checks.postgres("localhost:5432"), "postgresql://user@host:5432/dbname"),
+        (lambda: checks.postgres("host=db junk"), "host=db port=5432 dbname=app"),
+        (lambda: checks.postgres("postgresql://h:port/db"), "as a number, e.g. 5432"),
+        (lambda: checks.tcp("db:5432", 5432), "host='db', port=5432"),
+        (lambda: checks.tcp("[::1]", 80), "without brackets"),
+        (lambda: checks.tcp("http://db", 80), "not a URL"),
+        (lambda: checks.memcached("cache:11211"), "host='cache', port=11211"),
+        (lambda: checks.mqtt("broker:1883"), "host='broker', port=1883"),
+        (lambda: checks.smtp("mail:587"), "host='mail', port=587"),
+        (lambda: checks.tls_certificate("api:443"), "host='api', port=443"),
+        (lambda: checks.tls_certificate("h", server_hostname="api:443"), "port="),
+        (lambda: checks.grpc("payments"), "'payments:50051'"),
+        (lambda: checks.grpc("dns:///payments"), "without a port gRPC would connect to 443"),
+        (lambda: checks.grpc("payments:grpc"), "not a number"),
+        (lambda: checks.disk("/no/such/volume"), "give an existing path"),
+        (lambda: untyped.dbapi(lambda path: None), "lambda: sqlite3.connect(path"),
+    ],
+)
+def test_a_target_that_would_fail_every_run_is_refused_naming_the_fix(
+    make: Callable[[], Any], fix: str
+) -> None:
+    with pytest.raises((ValueError, TypeError)) as caught:
+        make()
+    assert fix in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: checks.tcp("::1", 80),
+        lambda: checks.tcp("fe80::1%eth0", 80),
+        lambda: checks.memcached("cache.internal"),
+        lambda: checks.grpc("[::1]:50051"),
+        lambda: checks.grpc("dns:///payments:50051"),
+        lambda: checks.grpc("dns://8.8.8.8/payments:50051"),
+        lambda: checks.grpc("unix:/run/payments.sock"),
+        lambda: checks.postgres(""),  # libpq's defaults and PG* variables
+        lambda: checks.postgres("host=db,db2 port=5432,5433 dbname=app"),
+        lambda: checks.disk("/"),
+    ],
+)
+def test_the_right_targets_are_still_accepted(make: Callable[[], Any]) -> None:
+    assert callable(make())
+
+
+def test_a_refused_dsn_is_not_repeated() -> None:
+    """A DSN may hold a password: psycopg's own message repeats it; ours does not."""
+    for dsn in (f"postgresql://u:{SECRET}@h/db?bogus=1", f"host=h password={SECRET} x"):
+        with pytest.raises(ValueError, match=r"^target ") as caught:
+            checks.postgres(dsn)
+        shown = "".join(traceback.format_exception(caught.value))  # as a log would show it
+        assert SECRET not in shown
 
 
 # -- peers that answer a byte at a time -------------------------------------------------

@@ -178,6 +178,27 @@ def test_check_json_is_the_full_ietf_report() -> None:
     assert doc["checks"]["slow"][0]["output"] == "timeout"
 
 
+MESSAGE = "connection to db.internal:5432 refused: is it running?"
+
+
+def test_check_shows_failure_messages_with_errors() -> None:
+    import orjson
+
+    plain = check("tests.apps.checkable:explained")
+    assert plain.returncode == 1
+    assert "ConnectionRefusedError" in plain.stdout
+    assert MESSAGE not in plain.stdout  # the kind alone, as a response would say
+    shown = check("tests.apps.checkable:explained", "--errors")
+    assert shown.returncode == 1
+    row = shown.stdout.splitlines()[1]
+    assert row.split()[:2] == ["db", "fail"]
+    assert row.endswith(MESSAGE)
+    doc = orjson.loads(check("tests.apps.checkable:explained", "--json", "--errors").stdout)
+    assert MESSAGE in doc["checks"]["db"][0]["output"]
+    doc = orjson.loads(check("tests.apps.checkable:explained", "--json").stdout)
+    assert doc["checks"]["db"][0]["output"] == "ConnectionRefusedError"
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from typing import Any
 
 import pytest
 
-from health_middleware import CheckResult, Health, HealthMiddleware, WSGIHealthMiddleware
+from health_middleware import (
+    CheckResult,
+    Health,
+    HealthMiddleware,
+    WSGIHealthMiddleware,
+    checks,
+)
 from tests.support import call, poll
 from tests.test_asgi import plain_app
 
@@ -182,3 +190,55 @@ async def test_generators_are_read_once_and_kept() -> None:
     assert report["checks"]["other"][0]["affectedEndpoints"] == ["/carts"]
     assert "db" in (await call(app, "/db")).json()["checks"]  # the tag was kept
     await health.stop_async()
+
+
+def test_a_check_that_needs_arguments_is_refused_naming_them() -> None:
+    health: Any = Health()  # to pass what the annotations forbid
+    with pytest.raises(TypeError, match=r"check 'a' must be callable with no arguments.*\(x\)"):
+        health.add_check("a", lambda x: True)
+    with pytest.raises(TypeError, match=r"functools\.partial"):
+        health.add_check("b", lambda x, *, y: True)
+    assert not list(health.registry.states())
+
+
+def test_callables_of_no_arguments_are_accepted_in_every_shape() -> None:
+    class Probe:
+        def __call__(self, retries: int = 1) -> bool:
+            return True
+
+    health = Health()
+    health.add_check("defaults", lambda x=1, *rest: True)
+    health.add_check("instance", Probe())
+    health.add_check("partial", functools.partial(lambda x: True, 1))
+    health.add_check("no-signature", dict)  # a type whose signature cannot be read
+    health.add_check("builtin", time.time)
+    assert len(list(health.registry.states())) == 5
+
+
+@pytest.mark.parametrize("name", sorted(set(checks.__all__) - {"Check"}))
+def test_a_check_factory_registered_uncalled_is_refused_with_its_call(name: str) -> None:
+    factory = getattr(checks, name)
+    with pytest.raises(
+        TypeError, match=rf"checks\.{name} makes a check: call it, checks\.{name}\("
+    ):
+        Health().add_check("x", factory)
+
+
+def test_the_factory_message_shows_the_call() -> None:
+    health: Any = Health()
+    with pytest.raises(TypeError) as caught:
+        health.add_check("pg", checks.postgres)
+    assert str(caught.value) == (
+        "check 'pg': checks.postgres makes a check: call it, checks.postgres(dsn)"
+    )
+
+
+def test_the_decorator_without_its_name_is_refused_showing_the_right_use() -> None:
+    health = Health()
+    with pytest.raises(TypeError, match=r'write @health\.check\("database"\)'):
+
+        @health.check  # type: ignore[arg-type]
+        def database() -> bool:
+            return True
+
+    assert not list(health.registry.states())

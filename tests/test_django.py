@@ -153,7 +153,9 @@ def test_each_dependency_cut_and_healed_flips_exactly_its_check(project: dict[st
         for dependency, check in DEPENDENCIES.items():
             proxies[dependency].cut()
             await until({check: "fail"})
-            assert (await call(application, "/health/ready")).status == 503
+            ready = (await call(application, "/health/ready")).status
+            # The web pods serve without Celery's workers: its check is non-critical.
+            assert ready == (200 if dependency == "broker" else 503), dependency
             proxies[dependency].heal()
             await until({})
         await health.stop_async()
@@ -222,7 +224,7 @@ def manage(env: dict[str, str], *args: str) -> tuple[int, str]:
         timeout=60,
         cwd=REPO,
         # A cold process's first Celery run imports its transport: time for that.
-        env={**os.environ, "HM_DJ_TIMEOUT": "3", **env, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "HM_DJ_TIMEOUT": "3", "PYTHONPATH": str(REPO), **env},
         check=False,
     )
     assert "Traceback" not in result.stderr, result.stderr
@@ -286,6 +288,40 @@ def test_a_mistake_in_the_setting_is_refused_at_start_up(tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert "HEALTH_MIDDLEWARE: unknown keys ['databse']" in result.stderr
+
+
+ONLY_CELERY = "{'databases': False, 'caches': False, 'migrations': False, " + (
+    "'celery': 'tests.apps.django_project.celery_app:app'"
+)
+
+
+@pytest.mark.parametrize(("critical", "code", "whole"), [(None, 0, "warn"), (True, 1, "fail")])
+def test_celery_workers_down_warn_unless_made_critical(
+    tmp_path: Path, critical: bool | None, code: int, whole: str
+) -> None:
+    """Celery's workers down (its broker refuses) leave the web pods ready by default:
+    they serve without them. ``celery_critical: True`` makes the check fail the whole."""
+    setting = ONLY_CELERY + ("}" if critical is None else f", 'celery_critical': {critical}}}")
+    env = settings_env(tmp_path, setting)
+    env["HM_DJ_BROKER"] = f"redis://127.0.0.1:{free_port()}/12"  # nothing listens there
+    found, out = manage(env, "health", "--json")
+    doc = orjson.loads(out)
+    assert statuses(doc) == {"celery:workers": "fail"}
+    assert (found, doc["status"]) == (code, whole)
+
+
+def test_manage_py_health_shows_failure_messages_with_errors(tmp_path: Path) -> None:
+    setting = (
+        "{'health': 'tests.apps.checkable:explained', 'databases': False, 'caches': False,"
+        " 'migrations': False, 'celery': False}"
+    )
+    env = settings_env(tmp_path, setting)
+    code, out = manage(env, "health")
+    assert code == 1
+    assert "is it running?" not in out
+    code, out = manage(env, "health", "--errors")
+    assert code == 1
+    assert "connection to db.internal:5432 refused: is it running?" in out
 
 
 def test_manage_py_health_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

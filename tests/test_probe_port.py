@@ -14,7 +14,6 @@ saturation, with and without the port.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import math
@@ -25,15 +24,25 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from werkzeug.test import Client
 
-from health_middleware import Health, HealthMiddleware, WSGIHealthMiddleware
+from health_middleware import Health, WSGIHealthMiddleware
+from health_middleware.environment import LISTEN as LISTEN_VARIABLE
+from health_middleware.environment import listen_address
 from health_middleware.listener import MAX_HEAD, ListenError
-from health_middleware.loading import LISTEN_VARIABLE, health_from_environment, listen_address
-from tests.support import Server, free_port, get, gunicorn, run_to_exit, server, uvicorn
+from health_middleware.loading import health_from_environment
+from tests.support import (
+    Server,
+    free_port,
+    get,
+    gunicorn,
+    lifespan_startup,
+    run_to_exit,
+    server,
+    uvicorn,
+)
 from tests.test_hardening import TRICKS, raw
 
 # -- the measuring helper ------------------------------------------------------------------
@@ -226,29 +235,10 @@ def test_a_port_already_taken_stops_the_start_naming_it() -> None:
 
 
 def test_asgi_lifespan_startup_fails_naming_the_taken_port() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        message = await receive()
-        assert message["type"] == "lifespan.startup"
-        await send({"type": "lifespan.startup.complete"})
-        await receive()
-
     with taken_port() as port:
         health = Health()
         health.listen(port, "127.0.0.1")
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            if not sent:
-                return {"type": "lifespan.startup"}
-            await asyncio.sleep(3600)
-            raise AssertionError
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-        middleware: Any = HealthMiddleware(app, health)
-        asyncio.run(asyncio.wait_for(middleware(scope, receive, send), 5))
+        sent = lifespan_startup(health)
         assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
         assert f"127.0.0.1:{port}" in sent[0]["message"]
 
@@ -260,15 +250,11 @@ def test_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     for wrong in ("x", "host:", ":8081", "1.2.3.4:99999", "h:0"):
         with pytest.raises(ValueError, match=LISTEN_VARIABLE):
             listen_address(wrong)
+    # The runtime takes it as it starts (tests/test_refusals.py): the one-liners'
+    # loading leaves it alone.
     monkeypatch.setenv(LISTEN_VARIABLE, "127.0.0.1:8081")
     monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.busy:health")
-    health = health_from_environment()
-    assert health.listen_address == ("127.0.0.1", 8081)
-    assert health_from_environment() is health  # the same wish again is one wish
-    monkeypatch.setenv(LISTEN_VARIABLE, "127.0.0.1:8082")
-    with pytest.raises(ValueError, match="already set"):
-        health_from_environment()
-    health.runtime.listen_address = None  # the module's Health, shared with other tests
+    assert health_from_environment().listen_address is None
 
 
 def test_pre_stop_answers_on_the_probe_port_through_the_same_decision() -> None:
@@ -305,6 +291,29 @@ def test_keep_alive_pipelining_and_the_head_cap() -> None:
         big = b"GET /health/live HTTP/1.1\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n"
         assert [a[0] for a in raw(port, big)] == [431]
         assert [a[0] for a in raw(port, b"GET /health/live HTTP/1.0\r\n\r\n")] == [200]
+        assert get(port, "/health/live").status == 200
+
+
+HOST_RULES = {  # RFC 9112: section 3.2 (Host), section 5.1 (no space before the colon)
+    b"GET /health/live HTTP/1.1\r\n\r\n": 400,  # HTTP/1.1 without Host
+    b"GET /health/live HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n": 400,  # names ignore case
+    b"GET /health/live HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost : x\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\nAccept\t: */*\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.0\r\nUser-Agent : probe\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n": 200,
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Note: a : b\r\n\r\n": 200,  # in a value
+    b"GET /health/live HTTP/1.0\r\n\r\n": 200,  # HTTP/1.0 may go without
+}
+
+
+def test_the_host_header_rules_of_rfc_9112() -> None:
+    port = free_port()
+    health = Health(interval=0.2)
+    with listening(health, port):
+        answers = {request: [a[0] for a in raw(port, request)] for request in HOST_RULES}
+        assert answers == {request: [status] for request, status in HOST_RULES.items()}
         assert get(port, "/health/live").status == 200
 
 
@@ -565,14 +574,24 @@ def test_gunicorn_stops_at_boot_when_the_port_is_taken() -> None:
     assert f"127.0.0.1:{probe_port}" in output
 
 
-def test_a_forked_child_serves_the_main_port_without_the_parents_probe_port() -> None:
-    """The parent keeps its probe port; the child must not try (and fail) to open it
-    on every request, and its own checks must start."""
+@pytest.mark.parametrize("wish", ["listen()", LISTEN_VARIABLE])
+def test_a_forked_child_serves_the_main_port_without_the_parents_probe_port(
+    wish: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent keeps its probe port (asked for in code or by the variable); the
+    child must not try (and fail) to open it on every request, and its own checks
+    must start."""
     port = free_port()
     health = Health(interval=0.2)
     health.add_check("ok", lambda: True)
     client = Client(WSGIHealthMiddleware(lambda environ, start_response: [b""], health))
-    with listening(health, port):
+    if wish == LISTEN_VARIABLE:
+        monkeypatch.setenv(LISTEN_VARIABLE, f"127.0.0.1:{port}")
+    else:
+        health.listen(port, "127.0.0.1")
+    health.runtime.start_in_thread()
+    try:
+        assert health.listening == ("127.0.0.1", port)
         pid = os.fork()
         if pid == 0:
             try:
@@ -581,12 +600,14 @@ def test_a_forked_child_serves_the_main_port_without_the_parents_probe_port() ->
                     if time.monotonic() > deadline:
                         os._exit(3)
                     time.sleep(0.02)
-                os._exit(0)
+                os._exit(0 if health.listening is None else 4)
             except BaseException:
                 os._exit(2)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert get(port, "/health/live").status == 200
+    finally:
+        health.stop()
 
 
 @pytest.mark.server

@@ -26,12 +26,9 @@ import orjson
 import pytest
 
 from health_middleware import Health
+from health_middleware.environment import LISTEN, WATCH
 from health_middleware.heartbeat import NOT_BEATEN
-from health_middleware.loading import (
-    LISTEN_VARIABLE,
-    WATCH_VARIABLE,
-    health_from_environment,
-)
+from health_middleware.validation import StartError
 from tests.support import REPO, Response, answer, daemon, free_port, get, server, stop, uvicorn
 
 SLACK = 1.5  # seconds of scheduling noise allowed on a shared 2-core machine
@@ -288,23 +285,24 @@ def test_watch_options_and_the_environment_variable(monkeypatch: pytest.MonkeyPa
     assert state.check.name == "main-port"
     assert "live" in state.check.tags
 
-    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.checkable:warning")
-    monkeypatch.setenv(WATCH_VARIABLE, "8000")
-    with pytest.raises(ValueError, match=LISTEN_VARIABLE):
-        health_from_environment()  # the watch runs on the probe port: it needs one
-    monkeypatch.setenv(WATCH_VARIABLE, "nowhere:x")
-    monkeypatch.setenv(LISTEN_VARIABLE, "127.0.0.1:8081")
-    with pytest.raises(ValueError, match=WATCH_VARIABLE):
-        health_from_environment()
-    monkeypatch.setenv(WATCH_VARIABLE, "8000")
-    from_environment = health_from_environment()
+    # The variable, taken as the runtime starts (every way of starting).
+    monkeypatch.setenv(WATCH, "8000")
+    with pytest.raises(StartError, match=LISTEN):
+        Health().runtime.start_in_thread()  # the watch runs on the probe port: it needs one
+    monkeypatch.setenv(WATCH, "nowhere:x")
+    monkeypatch.setenv(LISTEN, f"127.0.0.1:{free_port()}")
+    with pytest.raises(StartError, match=WATCH):
+        Health().runtime.start_in_thread()
+    monkeypatch.setenv(WATCH, "8000")
+    watched = Health()
+    watched.runtime.start_in_thread()
     try:
-        watch = from_environment.runtime.watch
+        watch = watched.runtime.watch
         assert watch is not None
         assert (watch.host, watch.port) == ("127.0.0.1", 8000)
-        assert health_from_environment() is from_environment  # the same wish again
-    finally:  # the module's Health, shared with other tests
-        from_environment.runtime.listen_address = from_environment.runtime.watch = None
+        assert [s.check.name for s in watched.registry.states()] == ["main-port"]
+    finally:
+        watched.stop()
 
 
 def test_stop_joins_the_check_threads_but_not_a_hung_one() -> None:

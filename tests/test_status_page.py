@@ -102,6 +102,33 @@ def test_hostile_text_is_escaped_and_errors_shown_only_where_json_shows_them() -
     assert "password=hunter2 &lt;b&gt;" in _page(exposed)
 
 
+def _status_cell(page: str, check: str) -> str:
+    row = re.search(rf'<tr data-check="{check}"[^>]*>(.*?)</tr>', page)
+    assert row is not None, page
+    cell = re.search(r'<td class="status"[^>]*>(.*?)</td>', row.group(1))
+    assert cell is not None, row.group(1)
+    return cell.group(1)
+
+
+def test_a_failing_non_critical_check_says_so_in_words() -> None:
+    health = _health()
+    _record(health, "db", from_exception(ValueError("x"), time.time(), 0.001))
+    _record(health, "cache", from_exception(ValueError("x"), time.time(), 0.001))
+    page = _page(health)
+    critical, optional = _status_cell(page, "db"), _status_cell(page, "cache")
+    assert "FAIL" in critical
+    assert "non-critical" not in critical
+    assert 'class="fail"' in critical
+    assert "FAIL" in optional
+    assert "(non-critical)" in optional  # a word, not colour alone
+    assert 'class="warn"' in optional  # it only degrades the whole: a warning's colour
+    assert 'data-check="cache" data-status="fail" data-critical="false"' in page
+    _record(health, "db", from_return(True, time.time(), 0.001))
+    assert "(non-critical)" in _status_cell(_page(health), "cache")
+    _record(health, "cache", from_return(True, time.time(), 0.001))
+    assert "non-critical" not in _status_cell(_page(health), "cache")  # a pass is a pass
+
+
 def test_without_details_only_the_whole_status() -> None:
     health = _health(details=False)
     _record(health, "db", from_exception(ValueError("x"), time.time(), 0.001))

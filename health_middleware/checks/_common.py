@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import ipaddress
 import math
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+from health_middleware.callables import needs_arguments
 from health_middleware.result import CheckFunction, CheckResult
 
 Check = CheckFunction  # a check function: no arguments, sync or async
@@ -86,6 +88,41 @@ def text(name: str, value: object) -> str:
     if not value:
         raise ValueError(f"{name} must not be empty")
     return value
+
+
+def host_name(name: str, value: object) -> str:
+    """A host to connect to: a name or an address, with no port, scheme or path in it
+    (an IPv6 address bare, without brackets); the port is an argument of its own."""
+    host = text(name, value)
+    if "/" in host or any(c.isspace() for c in host):
+        raise ValueError(
+            f"{name} must be a host name or address (e.g. 'db' or '10.0.0.5'), not a URL "
+            f"or a path, got {host!r}"
+        )
+    if host.startswith("["):
+        raise ValueError(
+            f"{name} {host!r}: give an IPv6 address without brackets, and its port as port="
+        )
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            bare, _, port = host.rpartition(":")
+            raise ValueError(
+                f"{name} {host!r} has a port in it: give the host alone and the port as "
+                f"port=, e.g. {name}={bare!r}, port={port}"
+            ) from None
+    return host
+
+
+def no_arguments(name: str, fn: object) -> None:
+    """``fn`` must be callable with no arguments (where its signature can be read)."""
+    signature = needs_arguments(fn)
+    if signature is not None:
+        raise TypeError(
+            f"{name} must be callable with no arguments, but takes {signature}: give a "
+            "function of none, e.g. lambda: sqlite3.connect(path, timeout=1)"
+        )
 
 
 def checked_url(

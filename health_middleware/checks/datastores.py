@@ -8,12 +8,15 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from health_middleware.callables import makes_check
 from health_middleware.checks._common import (
     Check,
     checked_url,
     closing_stream,
     elapsed,
+    host_name,
     need,
+    no_arguments,
     port_number,
     text,
     typed,
@@ -33,12 +36,14 @@ class _Connection(Protocol):
     def close(self) -> Any: ...
 
 
+@makes_check("checks.dbapi(lambda: driver.connect(...))")
 def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
     """Open a DB-API connection with ``connect()``, run ``query``, close it:
     ``responseTime`` in ms. Give ``connect`` its own timeout (sqlite3 ``timeout=``,
     PyMySQL ``connect_timeout=`` and ``read_timeout=``, psycopg ``connect_timeout=``)."""
     if not callable(connect):
         raise TypeError("connect must be a callable returning a DB-API connection")
+    no_arguments("connect", connect)
     query = text("query", query)
 
     def check() -> CheckResult:
@@ -58,6 +63,7 @@ def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
     return typed(check, "datastore")
 
 
+@makes_check("checks.sqlalchemy(engine)")
 def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
     """A round trip through a SQLAlchemy ``Engine`` or ``AsyncEngine`` and its pool
     (the connection goes back to the pool): ``responseTime`` in ms. A sync engine's
@@ -87,13 +93,14 @@ def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) ->
     return typed(check_sync, "datastore")
 
 
+@makes_check("checks.postgres(dsn)")
 def postgres(target: Any, *, timeout: float = 1.0) -> Check:
     """PostgreSQL with psycopg 3: a ``dsn`` string (a connection per run, closed), or
     your ``psycopg_pool`` ``AsyncConnectionPool`` / ``ConnectionPool``."""
     psycopg = need("psycopg", "postgres")
     timeout = seconds("timeout", timeout)
     if isinstance(target, str):
-        dsn = target
+        dsn = _conninfo(psycopg, target)
 
         async def check() -> CheckResult:
             started = time.perf_counter()
@@ -128,6 +135,25 @@ def postgres(target: Any, *, timeout: float = 1.0) -> Check:
     raise TypeError("target must be a DSN string or a psycopg_pool (Async)ConnectionPool")
 
 
+def _conninfo(psycopg: Any, dsn: str) -> str:
+    """``dsn`` parsed by psycopg as libpq would parse it; the messages never repeat
+    it (it may hold a password)."""
+    try:
+        fields = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise ValueError(
+            "target is not a PostgreSQL connection string that psycopg can parse (not "
+            "repeated here: it may hold a password): give a URL such as "
+            "'postgresql://user@host:5432/dbname' or key=value pairs such as "
+            "'host=db port=5432 dbname=app'"
+        ) from None
+    ports = str(fields.get("port", "")).split(",")
+    if not all(port.strip().isdigit() or not port.strip() for port in ports):
+        raise ValueError("target's port is not a number: give it as a number, e.g. 5432")
+    return dsn
+
+
+@makes_check("checks.redis(url)")
 def redis(target: Any, *, timeout: float = 1.0) -> Check:
     """Redis ``PING``: a URL (a client per run, closed), or your ``redis.asyncio.Redis``
     or ``redis.Redis`` client: ``responseTime`` in ms."""
@@ -186,6 +212,7 @@ def _mysql_options(url: str) -> dict[str, Any]:
     }
 
 
+@makes_check("checks.mysql(url)")
 def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
     """MySQL or MariaDB with aiomysql: a ``mysql://user:password@host:port/db`` URL (a
     connection per run, closed), or your ``aiomysql.Pool`` (the connection goes back to
@@ -229,10 +256,12 @@ def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Chec
     return typed(check, "datastore")
 
 
+@makes_check("checks.memcached(host, port)")
 def memcached(host: str = "127.0.0.1", port: int = 11211, *, timeout: float = 1.0) -> Check:
     """memcached answers ``version`` over its text protocol (no driver needed):
     ``responseTime`` in ms; a connection per run, closed."""
-    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    host, port = host_name("host", host), port_number(port)
+    timeout = seconds("timeout", timeout)
 
     async def check() -> CheckResult:
         started = time.perf_counter()

@@ -8,15 +8,16 @@ import ssl as _ssl
 import time
 from typing import Any
 
+from health_middleware.callables import makes_check
 from health_middleware.checks._common import (
     Check,
     checked_url,
     closing_stream,
     elapsed,
+    host_name,
     ms,
     need,
     port_number,
-    text,
     typed,
     whole,
 )
@@ -24,6 +25,7 @@ from health_middleware.result import CheckResult
 from health_middleware.validation import seconds
 
 
+@makes_check("checks.amqp(url)")
 def amqp(url: str, *, timeout: float = 2.0) -> Check:
     """An AMQP 0-9-1 broker (RabbitMQ) completes the connection handshake, with pika:
     a connection per run, closed. ``responseTime`` in ms."""
@@ -48,6 +50,7 @@ def amqp(url: str, *, timeout: float = 2.0) -> Check:
     return typed(check, "component")
 
 
+@makes_check("checks.nats(url)")
 def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check:
     """NATS with nats-py: connect and a ``flush`` round trip (PING/PONG), and with
     ``jetstream=True`` JetStream's account info. ``target``: a ``nats://`` URL (a
@@ -148,6 +151,7 @@ def _mqtt_connect(client_id: str, username: str | None, password: str | None) ->
     return b"\x10" + length + body
 
 
+@makes_check("checks.mqtt(host, port)")
 def mqtt(
     host: str,
     port: int = 1883,
@@ -161,7 +165,8 @@ def mqtt(
     PINGRESP, then the session ends with DISCONNECT: ``responseTime`` in ms. ``ssl``: an
     ``SSLContext`` for MQTT over TLS. Speaks the few MQTT 3.1.1 packets itself: no
     client library exposes a ping round trip."""
-    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    host, port = host_name("host", host), port_number(port)
+    timeout = seconds("timeout", timeout)
     for name, value in (("username", username), ("password", password)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{name} must be a string")
@@ -198,6 +203,7 @@ def mqtt(
     return typed(check, "component")
 
 
+@makes_check("checks.celery(celery_app)")
 def celery(app: Any, *, min_workers: int = 1, timeout: float = 1.0) -> Check:
     """At least ``min_workers`` Celery workers answer ``app.control.ping``: the
     observed value is how many answered (``workers``). A connection to the broker per

@@ -8,14 +8,17 @@ import os
 import re
 import ssl
 import time
+import urllib.parse
 from collections.abc import Collection, Container
 from typing import Any
 
+from health_middleware.callables import makes_check
 from health_middleware.checks._common import (
     Check,
     checked_url,
     closing_stream,
     elapsed,
+    host_name,
     ms,
     need,
     port_number,
@@ -26,9 +29,11 @@ from health_middleware.result import CheckResult
 from health_middleware.validation import positive, seconds
 
 
+@makes_check("checks.tcp(host, port)")
 def tcp(host: str, port: int, *, timeout: float = 1.0) -> Check:
     """A TCP connection to ``host:port`` opens (then closes): ``responseTime`` in ms."""
-    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    host, port = host_name("host", host), port_number(port)
+    timeout = seconds("timeout", timeout)
 
     async def check() -> CheckResult:
         started = time.perf_counter()
@@ -66,6 +71,7 @@ def _statuses(expect: object) -> Container[int]:
     )
 
 
+@makes_check("checks.http(url)")
 def http(
     url: str,
     *,
@@ -138,6 +144,7 @@ def _address(name: str, value: object) -> ipaddress.IPv4Address | ipaddress.IPv6
         raise ValueError(f"{name} must be an IP address, got {value!r}") from None
 
 
+@makes_check("checks.dns(name)")
 def dns(
     name: str,
     *,
@@ -206,6 +213,7 @@ def dns(
     return typed(check, "system")
 
 
+@makes_check("checks.tls_certificate(host)")
 def tls_certificate(
     host: str,
     port: int = 443,
@@ -221,7 +229,8 @@ def tls_certificate(
     at or below ``warn_days``, ``fail`` at or below ``fail_days``. The chain and the
     name must verify (against the system's CAs, ``cafile`` or your ``context``);
     one that does not fails, its ``output`` saying why."""
-    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    host, port = host_name("host", host), port_number(port)
+    timeout = seconds("timeout", timeout)
     warn_days, fail_days = (
         positive("warn_days", warn_days, "days"),
         positive("fail_days", fail_days, "days"),
@@ -240,7 +249,7 @@ def tls_certificate(
     tls = context or ssl.create_default_context(
         cafile=None if cafile is None else os.fspath(cafile)
     )
-    name = host if server_hostname is None else text("server_hostname", server_hostname)
+    name = host if server_hostname is None else host_name("server_hostname", server_hostname)
 
     async def check() -> CheckResult:
         try:
@@ -272,6 +281,7 @@ def tls_certificate(
     return typed(check, "system")
 
 
+@makes_check("checks.smtp(host, port)")
 def smtp(
     host: str,
     port: int = 25,
@@ -284,7 +294,8 @@ def smtp(
     first, verified by ``context`` or the system's CAs), with aiosmtplib: a connection
     per run, ended with QUIT. ``responseTime`` in ms."""
     aiosmtplib = need("aiosmtplib", "smtp")
-    host, port, timeout = text("host", host), port_number(port), seconds("timeout", timeout)
+    host, port = host_name("host", host), port_number(port)
+    timeout = seconds("timeout", timeout)
     if not isinstance(starttls, bool):
         raise TypeError("starttls must be True or False")
     if context is not None and not isinstance(context, ssl.SSLContext):
@@ -316,6 +327,7 @@ def smtp(
 _GRPC_SERVING = 1
 
 
+@makes_check("checks.grpc('host:port')")
 def grpc(
     target: Any,
     service: str = "",
@@ -335,7 +347,7 @@ def grpc(
     if not isinstance(target, str | grpc_module.aio.Channel):
         raise TypeError("target must be a 'host:port' string or a grpc.aio.Channel")
     if isinstance(target, str):
-        text("target", target)
+        _grpc_target(target)
     if credentials is not None and not isinstance(credentials, grpc_module.ChannelCredentials):
         raise TypeError("credentials must be grpc.ChannelCredentials")
     request = health_pb2.HealthCheckRequest(service=service)
@@ -381,6 +393,30 @@ def grpc(
             await channel.close()
 
     return typed(check, "system")
+
+
+# gRPC's name resolvers other than dns, whose targets name no host and port to check.
+_GRPC_SCHEMES = ("unix", "unix-abstract", "vsock", "ipv4", "ipv6", "xds", "google-c2p")
+
+
+def _grpc_target(target: str) -> None:
+    """A channel target that names its port: gRPC would take a missing one as 443."""
+    scheme, colon, rest = text("target", target).partition(":")
+    if colon and scheme in _GRPC_SCHEMES:
+        return
+    address = rest if colon and scheme == "dns" else target
+    if address.startswith("//"):  # dns://authority/host:port
+        address = address[2:].partition("/")[2]
+    try:
+        parts = urllib.parse.urlsplit("//" + address)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"target {target!r} has a port that is not a number") from None
+    if not parts.hostname or port is None or parts.path or parts.query or parts.fragment:
+        raise ValueError(
+            f"target {target!r} must be 'host:port' (e.g. 'payments:50051', "
+            "'[::1]:50051'): without a port gRPC would connect to 443"
+        )
 
 
 def _optional_text(name: str, value: object) -> str:

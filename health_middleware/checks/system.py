@@ -6,11 +6,13 @@ import asyncio
 import os
 import resource
 
+from health_middleware.callables import makes_check
 from health_middleware.checks._common import Check, graded, ordered, percent, typed
 from health_middleware.result import CheckResult
 from health_middleware.validation import positive, seconds
 
 
+@makes_check("checks.disk(path)")
 def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float = 95.0) -> Check:
     """Used space of the filesystem holding ``path``, as ``utilization`` in percent,
     computed as ``df`` does: used / (used + available to unprivileged users), so the
@@ -20,6 +22,13 @@ def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float 
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
     target = os.fspath(path)
+    try:
+        os.statvfs(target)
+    except OSError as exc:
+        raise ValueError(
+            f"path {target!r} cannot be measured ({exc.strerror}): give an existing path "
+            "on the filesystem to watch, e.g. checks.disk('/var/lib/app')"
+        ) from None
 
     def check() -> CheckResult:
         stats = os.statvfs(target)
@@ -42,6 +51,7 @@ def _rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@makes_check("checks.memory()")
 def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> Check:
     """The process's resident memory (RSS) in MiB, with optional thresholds."""
     for name, value in (("warn_mib", warn_mib), ("fail_mib", fail_mib)):
@@ -58,6 +68,7 @@ def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> C
     return typed(check, "system", "process")
 
 
+@makes_check("checks.event_loop_lag()")
 def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01) -> Check:
     """How late the event loop wakes from a short sleep, in ms: under ASGI it runs on
     the app's loop, so a wedged or overloaded worker shows here (tag it ``live``)."""

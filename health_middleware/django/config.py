@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "storage": False,  # True: save, read and delete a file in the default storage
     "celery": None,  # "module:attribute" of a Celery app; None: the current app when
     # CELERY_BROKER_URL is set; False: none
+    "celery_critical": False,  # the web pods serve without the workers: a failure warns
     "timeout": None,  # seconds each of these checks may take; None: the Health's
     "interval": None,  # seconds between their runs; None: the Health's
 }
@@ -56,8 +57,9 @@ def options() -> dict[str, Any]:
             raise _improper(f"{key!r} must be a 'package.module:attribute' string")
     if not isinstance(chosen["options"], Mapping):
         raise _improper("'options' must be a dict of Health options")
-    if not isinstance(chosen["storage"], bool):
-        raise _improper("'storage' must be True or False")
+    for key in ("storage", "celery_critical"):
+        if not isinstance(chosen[key], bool):
+            raise _improper(f"{key!r} must be True or False")
     for key in ("timeout", "interval"):
         value = chosen[key]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -147,7 +149,8 @@ def _build() -> Health:
     if app is not None:
         # The ping's own bound stays inside the check's, so it fails cleanly first.
         ping = builtin.celery(app, timeout=timeout * 0.75)
-        health.add_check("celery:workers", ping, **timing)
+        critical = chosen["celery_critical"]
+        health.add_check("celery:workers", ping, critical=critical, **timing)
     return health
 
 

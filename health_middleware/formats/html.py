@@ -3,10 +3,11 @@
 One self-contained page: no external assets and no script (a Content-Security-Policy
 meta tag forbids both), a ``<meta http-equiv="refresh">`` to reload itself, readable
 on a phone (viewport, a layout that stacks on narrow screens) and in a dark theme
-(``prefers-color-scheme``). Every status is a word and a symbol, never colour alone.
-Each check shows its status, the time its last run took, its observed value, when
-its status last changed, and (off pass) the same output the JSON formats would show
-(``expose_errors`` and the details token decide, as everywhere). The recent
+(``prefers-color-scheme``). Every status is a word and a symbol, never colour alone;
+a non-critical check off pass says "(non-critical)". Each check shows its status,
+the time its last run took, its observed value, when its status last changed, and
+(off pass) the same output the JSON formats would show (``expose_errors`` and the
+details token decide, as everywhere). The recent
 transitions of the whole and of each counted check close the page. All text is
 escaped: check outputs and observed values come from code that may be hostile.
 """
@@ -54,7 +55,7 @@ th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);
 vertical-align:top;overflow-wrap:anywhere}
 th{font-size:.85rem;color:var(--muted);font-weight:600}
 td.name{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}
-td.status{font-weight:700;white-space:nowrap}
+td.status{font-weight:700;white-space:nowrap}.note{font-weight:400;color:var(--muted)}
 ol{padding-left:1.2rem}li{margin:.2rem 0}
 @media (max-width:40rem){thead{display:none}
 table,tbody,tr,td{display:block;width:100%}
@@ -65,10 +66,12 @@ font-family:system-ui,sans-serif}}
 """
 
 
-def _label(key: str) -> str:
-    """A status as the page shows it: symbol and word, the colour a bonus."""
+def _label(key: str, css: str | None = None) -> str:
+    """A status as the page shows it: symbol and word, the colour (``css``, else the
+    status's own) a bonus."""
     word, symbol = LABELS[key]
-    css = key if key in ("pass", "warn") else "fail"
+    if css is None:
+        css = key if key in ("pass", "warn") else "fail"
     return (
         f'<span class="{css}"><span aria-hidden="true">{symbol}</span> '
         f'<span class="word">{word}</span></span>'
@@ -89,13 +92,24 @@ def _observed(counted: Counted) -> str:
     return escape(value)
 
 
-def _row(counted: Counted, service: Service, now: float) -> str:
+def _status(counted: Counted, report: Report) -> str:
+    """A check's status cell: a non-critical check off pass says so in words (and a
+    failure that only degrades the whole takes the colour of a warning), so it never
+    looks like a critical one."""
+    status = counted.status
+    if counted.check.critical or status == "pass":
+        return _label(status)
+    css = "warn" if status == "warn" or not report.fails(counted) else "fail"
+    return f'{_label(status, css)} <span class="note">(non-critical)</span>'
+
+
+def _row(counted: Counted, report: Report, service: Service, now: float) -> str:
     outcome = counted.outcome
     output = counted.output(service) if outcome.status != "pass" else None
     changed = "" if counted.changed_at is None else _ago(counted.changed_at, now)
     cells = (
         ("Check", "name", escape(counted.name)),
-        ("Status", "status", _label(outcome.status)),
+        ("Status", "status", _status(counted, report)),
         ("Last run took", "duration", f"{outcome.duration * 1000:.1f} ms"),
         ("Observed", "observed", _observed(counted)),
         ("Changed", "changed", changed),
@@ -104,7 +118,11 @@ def _row(counted: Counted, service: Service, now: float) -> str:
     tds = "".join(
         f'<td class="{css}" data-label="{label}">{value}</td>' for label, css, value in cells
     )
-    return f'<tr data-check="{escape(counted.name)}" data-status="{outcome.status}">{tds}</tr>'
+    critical = "true" if counted.check.critical else "false"
+    return (
+        f'<tr data-check="{escape(counted.name)}" data-status="{outcome.status}" '
+        f'data-critical="{critical}">{tds}</tr>'
+    )
 
 
 def _transition(transition: Transition, now: float) -> str:
@@ -160,7 +178,7 @@ class Html:
                     "<th>Last run took</th><th>Observed</th><th>Changed</th><th>Output</th>"
                     "</tr></thead><tbody>"
                 )
-                parts.extend(_row(counted, service, now) for counted in report.checks)
+                parts.extend(_row(counted, report, service, now) for counted in report.checks)
                 parts.append("</tbody></table>")
             names = {counted.name for counted in report.checks}
             shown = [t for t in report.transitions if t.name is None or t.name in names]

@@ -43,3 +43,10 @@ def escape() -> CheckResult:
 many = Health(timeout=0.5, max_threads=2)
 for number in range(120):
     many.add_check(f"slow-{number}", lambda: time.sleep(0.3))  # each passes in 0.3 s
+
+explained = Health(timeout=1)
+
+
+@explained.check("db")
+def refused_by_the_database() -> None:
+    raise ConnectionRefusedError("connection to db.internal:5432 refused: is it running?")

@@ -1,6 +1,7 @@
 """``manage.py health``: run every check once, now, and print a table (``--json``:
-the IETF report). Exit 0 when the whole passes or warns, 1 when it fails or on a usage
-error (Docker reserves 2), 130 when interrupted."""
+the IETF report; ``--errors``: each failure's message, not only its kind). Exit 0
+when the whole passes or warns, 1 when it fails or on a usage error (Docker reserves
+2), 130 when interrupted."""
 
 from __future__ import annotations
 
@@ -33,8 +34,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print the full IETF report")
+        parser.add_argument(
+            "--errors", action="store_true", help="show each failure's message, not only its kind"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        code = command.run(get_health(), as_json=options["json"], out=self.stdout)
+        code = command.run(
+            get_health(), as_json=options["json"], errors=options["errors"], out=self.stdout
+        )
         if code:
             sys.exit(code)

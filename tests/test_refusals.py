@@ -1,0 +1,430 @@
+"""Set-ups that would answer falsely are refused, or named in the log, before they
+serve (issue 22, "false green"):
+
+- an endpoint counting a group no check carries is refused as the runtime starts
+  (``StartError``, as a probe port that cannot be had): the ASGI lifespan startup
+  fails (uvicorn exits), a gunicorn worker fails to boot (gunicorn exits), a start by
+  a first request fails that request with a 500;
+- the middleware of one interface given an app of the other is refused when made,
+  each framework's app tried with both;
+- ``HEALTH_MIDDLEWARE_LISTEN`` opens the probe port however the middleware is made,
+  and disagreeing with ``health.listen()`` stops the start naming both addresses;
+- unknown ``HEALTH_MIDDLEWARE_*`` variables, a one-liner without
+  ``HEALTH_MIDDLEWARE_HEALTH`` and a ``Health`` with no checks are logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from health_middleware import Health, HealthMiddleware, StartError, WSGIHealthMiddleware
+from health_middleware.environment import KNOWN, LISTEN
+from health_middleware.loading import health_from_environment
+from tests.support import (
+    REPO,
+    call,
+    free_port,
+    get,
+    gunicorn,
+    lifespan_startup,
+    poll,
+    run_to_exit,
+    server,
+    uvicorn,
+)
+from tests.test_asgi import plain_app
+
+# -- an endpoint's group -------------------------------------------------------------------
+
+
+def misgrouped() -> Health:
+    health = Health(interval=0.2)
+    health.endpoint("/z", group="redy")  # accepted here: its checks may come later
+    health.add_check("db", lambda: True, tags={"db"})
+    return health
+
+
+def test_an_endpoint_of_a_group_no_check_carries_is_refused_at_start() -> None:
+    health = misgrouped()
+    with pytest.raises(StartError) as caught:
+        health.runtime.start_in_thread()
+    message = str(caught.value)
+    assert "'/z'" in message
+    assert "'redy'" in message
+    assert "did you mean 'ready'?" in message
+    assert "the known groups are all, live, ready, started, db" in message
+    assert health.runtime.running is None  # nothing half-started
+    assert not health.activated
+
+
+async def test_a_tag_registered_after_its_endpoint_makes_a_group() -> None:
+    health = Health(interval=0.2)
+    health.endpoint("/db", group="db")
+    health.add_check("db", lambda: True, tags={"db"})
+    health.add_check("other", lambda: True)
+    app = HealthMiddleware(plain_app, health)
+    answer = await poll(app, "/db", lambda r: r.status == 200 and "checks" in r.json())
+    assert list(answer.json()["checks"]) == ["db"]
+    await health.stop_async()
+
+
+def test_the_asgi_lifespan_startup_fails_with_the_message() -> None:
+    sent = lifespan_startup(misgrouped())
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert "'redy'" in sent[0]["message"]
+
+
+async def test_a_first_request_start_fails_that_request_every_time() -> None:
+    health = misgrouped()
+    app = HealthMiddleware(plain_app, health)
+    for path in ("/z", "/health/ready", "/z"):
+        with pytest.raises(StartError, match="redy"):
+            await call(app, path)
+    wsgi = Client(WSGIHealthMiddleware(lambda environ, start_response: [b""], health))
+    with pytest.raises(StartError, match="redy"):
+        wsgi.get("/z")
+
+
+def exits(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run a server that must stop by itself at start-up: its exit code and output."""
+    port = str(free_port())
+    return run_to_exit([a.replace("{port}", port) for a in args], env, timeout=60)
+
+
+@pytest.mark.server
+def test_uvicorn_exits_at_startup_with_the_message() -> None:
+    code, output = exits(uvicorn("tests.apps.misgrouped:asgi_app"), {})
+    assert code != 0, output
+    assert "counts group 'redy'" in output, output
+    assert "Application startup failed" in output, output
+
+
+@pytest.mark.server
+def test_hypercorn_stops_at_startup_with_the_message() -> None:
+    """hypercorn raises from the server's ``send`` of ``lifespan.startup.failed``: that
+    exception must reach it (it used to be swallowed, and hypercorn served on)."""
+    args = ["hypercorn", "tests.apps.misgrouped:asgi_app", "--bind", "127.0.0.1:{port}"]
+    started = time.monotonic()
+    _, output = exits(args, {})
+    assert time.monotonic() - started < 30, output  # stopped by itself, not by the timeout
+    assert "LifespanFailureError" in output, output
+    assert "counts group 'redy'" in output, output
+
+
+@pytest.mark.server
+def test_gunicorn_exits_when_its_worker_cannot_boot() -> None:
+    code, output = exits(gunicorn("tests.apps.misgrouped:wsgi_app"), {})
+    assert code != 0, output
+    assert "counts group 'redy'" in output, output
+
+
+@pytest.mark.server
+def test_a_first_request_start_answers_500_and_logs_through_uvicorn() -> None:
+    with server(uvicorn("tests.apps.misgrouped:asgi_app", "--lifespan", "off"), ready="/") as s:
+        assert s.get("/").status == 200  # the app itself serves
+        assert [s.get(path).status for path in ("/z", "/health/ready", "/z")] == [500] * 3
+        assert "counts group 'redy'" in s.output()
+
+
+# -- the middleware and the kind of app ------------------------------------------------------
+
+
+async def asgi3(scope: Any, receive: Any, send: Any) -> None:
+    await plain_app(scope, receive, send)
+
+
+def wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [])
+    return [b"app"]
+
+
+def quart_app() -> Any:
+    from quart import Quart
+
+    return Quart(__name__)
+
+
+def litestar_app() -> Any:
+    from litestar import Litestar
+
+    return Litestar(route_handlers=[])
+
+
+def flask_app() -> Any:
+    from tests.apps.fw_flask import app
+
+    return app
+
+
+def starlette_app() -> Any:
+    from tests.apps.fw_starlette import app
+
+    return app
+
+
+def fastapi_app() -> Any:
+    from tests.apps.fw_fastapi import app
+
+    return app
+
+
+def asgi2_app() -> Any:
+    from tests.apps.fw_asgi2 import App
+
+    return App
+
+
+APPS: dict[str, tuple[Callable[[], Any], str]] = {
+    "starlette": (starlette_app, "asgi"),
+    "fastapi": (fastapi_app, "asgi"),
+    "quart": (quart_app, "asgi"),
+    "litestar": (litestar_app, "asgi"),
+    "an ASGI 2 class": (asgi2_app, "asgi"),
+    "an async function": (lambda: asgi3, "asgi"),
+    "flask": (flask_app, "wsgi"),
+    "flask's wsgi_app": (lambda: flask_app().wsgi_app, "wsgi"),
+    "a WSGI function": (lambda: wsgi, "wsgi"),
+}
+FACES = {"asgi": HealthMiddleware, "wsgi": WSGIHealthMiddleware}
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_each_framework_is_accepted_by_its_face_and_refused_by_the_other(name: str) -> None:
+    make, kind = APPS[name]
+    app = make()
+    right, wrong = FACES[kind], FACES["wsgi" if kind == "asgi" else "asgi"]
+    assert right(app, Health()).app is not None
+    with pytest.raises(TypeError, match=rf"wrap it with {right.__name__}\(app, health\)"):
+        wrong(app, Health())
+
+
+def test_a_callable_of_unknown_kind_is_accepted_by_both() -> None:
+    def odd(*args: Any) -> Any:  # a framework's callable that says nothing of its kind
+        return None
+
+    for face in FACES.values():
+        face(odd, Health())
+
+
+def test_django_handlers_are_accepted_by_their_face_and_refused_by_the_other() -> None:
+    """In a process of its own: Django's settings are made once per process."""
+    script = """
+from health_middleware import Health, HealthMiddleware, WSGIHealthMiddleware
+from tests.apps.fw_django import asgi, wsgi
+HealthMiddleware(asgi, Health())
+WSGIHealthMiddleware(wsgi, Health())
+for face, app in ((WSGIHealthMiddleware, asgi), (HealthMiddleware, wsgi)):
+    try:
+        face(app, Health())
+    except TypeError as exc:
+        print(exc)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout
+    assert "'ASGIHandler'" in lines[0]
+    assert "wrap it with HealthMiddleware(app, health)" in lines[0]
+    assert "'WSGIHandler'" in lines[1]
+    assert "wrap it with WSGIHealthMiddleware(app, health)" in lines[1]
+
+
+# -- HEALTH_MIDDLEWARE_LISTEN ------------------------------------------------------------------
+
+
+def checked() -> Health:
+    health = Health(interval=0.2)
+    health.add_check("ok", lambda: True)
+    return health
+
+
+@contextlib.contextmanager
+def running(health: Health) -> Iterator[None]:
+    health.runtime.start_in_thread()
+    try:
+        yield
+    finally:
+        health.stop()
+
+
+def test_the_listen_variable_opens_the_port_of_a_health_made_in_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    monkeypatch.setenv(LISTEN, f"127.0.0.1:{port}")
+    health = checked()
+    with running(health):
+        assert health.listening == ("127.0.0.1", port)
+        assert get(port, "/health/live").status == 200
+
+
+def test_the_listen_variable_and_listen_must_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, variable = free_port(), free_port()
+    monkeypatch.setenv(LISTEN, f"127.0.0.1:{variable}")
+    health = Health()
+    health.listen(code, "127.0.0.1")
+    with pytest.raises(StartError) as caught:
+        health.runtime.start_in_thread()
+    assert f"127.0.0.1:{code}" in str(caught.value)
+    assert f"127.0.0.1:{variable}" in str(caught.value)
+    assert health.runtime.running is None
+    monkeypatch.setenv(LISTEN, f"127.0.0.1:{code}")  # the same wish twice is one
+    with running(health):
+        assert health.listening == ("127.0.0.1", code)
+
+
+def test_a_malformed_listen_variable_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LISTEN, "somewhere")
+    with pytest.raises(StartError, match=f"{LISTEN}='somewhere' must look like 'host:port'"):
+        Health().runtime.start_in_thread()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "args",
+    [uvicorn("tests.apps.busy:asgi_app"), gunicorn("tests.apps.busy:wsgi_app", "-w", "2")],
+    ids=["uvicorn", "gunicorn"],
+)
+def test_the_listen_variable_through_servers_of_a_middleware_made_in_code(
+    args: list[str],
+) -> None:
+    probe_port = free_port()
+    with server(args, {LISTEN: f"127.0.0.1:{probe_port}"}) as running:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if get(probe_port, "/health/live").status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, running.output()[-3000:]
+            time.sleep(0.05)
+
+
+@pytest.mark.server
+def test_uvicorn_exits_when_the_variable_and_listen_disagree() -> None:
+    code_port, variable_port = free_port(), free_port()
+    env = {
+        "HM_GROUP": "db",
+        "HM_LISTEN": f"127.0.0.1:{code_port}",
+        LISTEN: f"127.0.0.1:{variable_port}",
+    }
+    code, output = exits(uvicorn("tests.apps.misgrouped:asgi_app"), env)
+    assert code != 0, output
+    assert f"127.0.0.1:{code_port}" in output, output
+    assert f"127.0.0.1:{variable_port}" in output, output
+
+
+# -- what the one-liners say ----------------------------------------------------------------
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "health_middleware" and record.levelno == logging.WARNING
+    ]
+
+
+def test_unknown_variables_are_named_with_the_closest_known_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_QUIET_PROBE", "1")
+    monkeypatch.setenv("health_middleware_listen", "8081")
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_NOTHING_LIKE_IT", "1")
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_SOAK_SECONDS", "60")  # the tests' own
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.busy:health")
+    with caplog.at_level(logging.WARNING, "health_middleware"):
+        health_from_environment()
+        health_from_environment()  # once per name and process
+    found = warnings_of(caplog)
+    for known in KNOWN:  # the package's own, and its tests', are never named
+        assert not [m for m in found if f"variable {known} " in m], found
+    mine = ("QUIET_PROBE ", "NOTHING_LIKE_IT ", "health_middleware_listen ")
+    found = [m for m in found if any(name in m for name in mine)]
+    assert len(found) == 3, found
+    nothing, quiet, lower = found  # sorted by name
+    assert "HEALTH_MIDDLEWARE_QUIET_PROBE " in quiet
+    assert "did you mean HEALTH_MIDDLEWARE_QUIET_PROBES?" in quiet
+    assert "HEALTH_MIDDLEWARE_NOTHING_LIKE_IT" in nothing
+    assert "the known ones are HEALTH_MIDDLEWARE_APP" in nothing
+    assert "did you mean HEALTH_MIDDLEWARE_LISTEN?" in lower
+
+
+def test_a_one_liner_without_a_health_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("HEALTH_MIDDLEWARE_HEALTH", raising=False)
+    with caplog.at_level(logging.WARNING, "health_middleware"):
+        health = health_from_environment()
+    assert not list(health.registry.states())
+    assert any(
+        "HEALTH_MIDDLEWARE_HEALTH is not set" in message and "no checks" in message
+        for message in warnings_of(caplog)
+    ), warnings_of(caplog)
+
+
+def test_a_health_with_no_checks_is_named_once_a_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health = Health()
+    with caplog.at_level(logging.WARNING, "health_middleware"):
+        health.runtime.start_in_thread()
+        health.stop()
+        health.runtime.start_in_thread()
+        health.stop()
+    named = [m for m in warnings_of(caplog) if "this Health has no checks" in m]
+    assert len(named) == 1, warnings_of(caplog)
+    checked = Health()
+    checked.add_check("ok", lambda: True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "health_middleware"):
+        checked.runtime.start_in_thread()
+        checked.stop()
+    assert not [m for m in warnings_of(caplog) if "no checks" in m]
+
+
+@pytest.mark.server
+def test_a_misspelt_health_variable_is_named_through_uvicorn() -> None:
+    env = {
+        "HEALTH_MIDDLEWARE_APP": "tests.apps.fw_starlette:app",
+        "HEALTH_MIDDLEWARE_HEALT": "tests.apps.busy:health",
+    }
+    args = uvicorn("health_middleware.serve:asgi", "--factory")
+    with server(args, {**env, "HEALTH_MIDDLEWARE_HEALTH": ""}) as running:
+        assert running.get("/health").status == 200  # no checks: a pass, but not in silence
+        output = running.output()
+    assert "HEALTH_MIDDLEWARE_HEALT is not one health_middleware reads" in output, output
+    assert "did you mean HEALTH_MIDDLEWARE_HEALTH?" in output, output
+    assert "HEALTH_MIDDLEWARE_HEALTH is not set" in output, output
+    assert "this Health has no checks" in output, output
+
+
+@pytest.mark.server
+def test_a_misspelt_variable_is_named_through_the_gunicorn_hook() -> None:
+    args = gunicorn("tests.apps.fw_flask:app", "-c", "python:health_middleware.gunicorn")
+    env = {"HEALTH_MIDDLEWARE_HEALTH": "tests.apps.busy:health", "HEALTH_MIDDLEWARE_LISTN": "1"}
+    with server(args, env) as running:
+        assert running.get("/health/live").status == 200
+        output = running.output()
+    assert "HEALTH_MIDDLEWARE_LISTN is not one" in output, output
+    assert "did you mean HEALTH_MIDDLEWARE_LISTEN?" in output, output
+    assert "has no checks" not in output, output
