@@ -1,5 +1,6 @@
 """Health endpoints in front of any ASGI or WSGI app, answered from a snapshot."""
 
+from health_middleware import logs
 from health_middleware.asgi import HealthMiddleware
 from health_middleware.health import Health
 from health_middleware.result import CheckResult
@@ -8,3 +9,5 @@ from health_middleware.wsgi import WSGIHealthMiddleware
 
 __all__ = ["CheckResult", "Health", "HealthMiddleware", "StartError", "WSGIHealthMiddleware"]
 __version__ = "0.1.0"
+
+logs.install()

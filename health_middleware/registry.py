@@ -253,7 +253,7 @@ class Registry:
         shutdown) leaves its siblings and successors serving."""
         if not self._draining:
             self._draining = True
-            logger.info("draining: readiness now fails; liveness is unchanged")
+            logger.warning("draining: readiness now fails; liveness is unchanged")
         self.publish()
 
     def _follow_drain_file(self) -> None:
@@ -268,7 +268,7 @@ class Registry:
             owner = None
         if owner != self._drained_by:
             if owner is not None:
-                logger.info("draining: drain_file %r names a live instance", self.drain_file)
+                logger.warning("draining: drain_file %r names a live instance", self.drain_file)
             self._drained_by = owner
             self.publish()
 
@@ -312,7 +312,7 @@ class Registry:
         if draining != self._instance_draining:
             self._instance_draining, changed = draining, True
             if draining:
-                logger.info("draining: another worker of this instance drained it")
+                logger.warning("draining: another worker of this instance drained it")
         return changed
 
     def refresh(self) -> None:
@@ -352,9 +352,10 @@ class Registry:
     ) -> None:
         self._remember(name, old, new, at)
         what = "the service" if name is None else f"check {name!r}"
-        if new == "pass":
-            log = logger.info if old is not None else logger.debug
-            log("%s is passing%s", what, "" if old is None else f" (was {old})")
+        if new == "pass" and old is None:
+            logger.debug("%s is passing", what)
+        elif new == "pass" and old is not None:  # a recovery: as loud as what it ends
+            logger.warning("%s is passing again (was %s)", what, _VERB[old])
         else:
             logger.warning("%s is %s%s", what, _VERB[new], f": {why}" if why else "")
         for listener in self._listeners:
@@ -462,8 +463,8 @@ def _note_slowness(state: CheckState, outcome: Outcome) -> None:
             outcome.duration,
             timeout,
         )
-    else:
-        logger.info(
+    else:  # as loud as the warning it ends
+        logger.warning(
             "check %r is no longer slow: its run took %.3f s (timeout %g s)",
             state.check.name,
             outcome.duration,
