@@ -99,7 +99,7 @@ def _listening(health: Any) -> Any:
     one-liners read it (these apps make their own ``Health``)."""
     listen = os.environ.get("HEALTH_MIDDLEWARE_LISTEN")
     if listen and hasattr(health, "listen"):
-        from health_middleware.environment import listen_address
+        from health_middleware.config.environment import listen_address
 
         host, port = listen_address(listen)
         health.listen(port, host)

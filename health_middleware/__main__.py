@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=_port, default=8000)
     args = parser.parse_args(argv)
     if args.command == "probe":
-        from health_middleware.probe import run
+        from health_middleware.cli.probe import run
 
         try:
             return run(args.url, args.timeout)
@@ -66,15 +66,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
     if args.command == "check":
         return _check(parser, args.health, args.json, args.errors)
-    from health_middleware.demo import serve
+    from health_middleware.cli.demo import serve
 
     return serve(args.host, args.port)
 
 
 def _check(parser: _Parser, target: str, as_json: bool, errors: bool) -> int:
-    from health_middleware import command
+    from health_middleware.cli import command
+    from health_middleware.config.imports import import_string
     from health_middleware.health import Health
-    from health_middleware.loading import import_string
 
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # the console script finds the project's modules, as -m does

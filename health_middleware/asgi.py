@@ -20,10 +20,10 @@ from asgiref.typing import (
     Scope,
 )
 
-from health_middleware.callables import interface, named
+from health_middleware.config.callables import interface, named
+from health_middleware.config.validation import StartError
 from health_middleware.health import Health
-from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
-from health_middleware.validation import StartError
+from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared
 
 logger = logging.getLogger("health_middleware")
 _monotonic = time.monotonic

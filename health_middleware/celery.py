@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from health_middleware.config.validation import host_name, port_number, seconds
+from health_middleware.engine.heartbeat import Heartbeat
 from health_middleware.health import Health
-from health_middleware.heartbeat import Heartbeat
-from health_middleware.result import CheckResult, NoResult
-from health_middleware.validation import host_name, port_number, seconds
+from health_middleware.model.result import CheckResult, NoResult
 
 try:
     from celery import Celery, bootsteps, signals

@@ -52,9 +52,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from health_middleware.config.validation import count
+from health_middleware.engine.snapshot import Snapshot
 from health_middleware.health import Health
-from health_middleware.snapshot import Snapshot
-from health_middleware.validation import count
 
 try:
     import grpc

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from health_middleware.asgi import HealthMiddleware
-from health_middleware.callables import interface
-from health_middleware.loading import health_from_environment
+from health_middleware.config.callables import interface
+from health_middleware.serve import health_from_environment
 from health_middleware.wsgi import WSGIHealthMiddleware
 
 _ASGI_WORKERS = ("gunicorn.workers.gasgi", "uvicorn")

@@ -11,17 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, Unpack
 
-from health_middleware.check import PROCESS, Check, CheckOptions
-from health_middleware.endpoint import ALL, LIVE, Format, normalise_path
-from health_middleware.formats import Info
-from health_middleware.heartbeat import Heartbeat
-from health_middleware.listener import Watch
-from health_middleware.prestop import Prestop, valid_token
-from health_middleware.registry import Listener, Registry
-from health_middleware.report import Report, Service
-from health_middleware.runtime import Runtime
-from health_middleware.snapshot import Snapshot
-from health_middleware.validation import (
+from health_middleware.config.validation import (
     address,
     count,
     delay,
@@ -36,6 +26,16 @@ from health_middleware.validation import (
     text_map,
     texts,
 )
+from health_middleware.engine.heartbeat import Heartbeat
+from health_middleware.engine.registry import Listener, Registry
+from health_middleware.engine.snapshot import Snapshot
+from health_middleware.formats import Info
+from health_middleware.model.check import PROCESS, Check, CheckOptions
+from health_middleware.model.endpoint import ALL, LIVE, Format, normalise_path
+from health_middleware.model.report import Report, Service
+from health_middleware.process.listener import Watch
+from health_middleware.process.runtime import Runtime
+from health_middleware.web.prestop import Prestop, valid_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 L = TypeVar("L", bound=Listener)

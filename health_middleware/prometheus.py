@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from health_middleware.formats.openmetrics import families, require
 from health_middleware.health import Health
-from health_middleware.report import reported_here
+from health_middleware.model.report import reported_here
 
 if TYPE_CHECKING:  # an optional dependency, imported when used
     from prometheus_client.metrics_core import Metric

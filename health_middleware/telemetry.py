@@ -30,10 +30,10 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from health_middleware.check import Check
 from health_middleware.health import Health
-from health_middleware.report import reported_here
-from health_middleware.result import Outcome
+from health_middleware.model.check import Check
+from health_middleware.model.report import reported_here
+from health_middleware.model.result import Outcome
 
 if TYPE_CHECKING:  # an optional dependency, imported when used
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation

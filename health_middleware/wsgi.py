@@ -6,10 +6,10 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from health_middleware.callables import interface, named
+from health_middleware.config.callables import interface, named
 from health_middleware.health import Health
-from health_middleware.response import METHOD_NOT_ALLOWED, Prepared
-from health_middleware.shutdown import in_gunicorn_worker
+from health_middleware.process.shutdown import in_gunicorn_worker
+from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared
 
 _monotonic = time.monotonic
 

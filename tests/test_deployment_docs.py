@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from health_middleware import Health
-from health_middleware.prestop import Prestop
+from health_middleware.web.prestop import Prestop
 from tests.support import (
     REPO,
     celery_process,

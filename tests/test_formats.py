@@ -395,7 +395,7 @@ def test_any_mix_of_outcomes_in_every_format(mix: list[tuple[str, bool, bool]]) 
     running = Service(health)
     try:
         running.until("/health/started", 200)
-        from health_middleware.status import aggregate
+        from health_middleware.model.status import aggregate
 
         expected = aggregate((critical, status) for status, critical in kinds.values())  # type: ignore[misc]
         code = 503 if expected == "fail" else 200

@@ -281,9 +281,9 @@ def test_a_full_state_directory_makes_the_workers_run_alone(tmp_path: Path) -> N
 def test_the_wall_clock_set_back_does_not_stop_the_schedule(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from health_middleware.check import Check
-    from health_middleware.schedule import Schedule
-    from health_middleware.shared import SharedState
+    from health_middleware.engine.schedule import Schedule
+    from health_middleware.instance.database import SharedState
+    from health_middleware.model.check import Check
 
     check = Check.build("db", lambda: None, {}, interval=0.05, timeout=0.05)
     schedules = [Schedule(SharedState(str(tmp_path / "db.sqlite3")), jitter=False) for _ in "ab"]

@@ -322,7 +322,7 @@ def test_a_drain_file_left_by_a_gone_instance_is_ignored(tmp_path: Path) -> None
     import subprocess
     import sys
 
-    from health_middleware.instance import current, start_time
+    from health_middleware.instance.master import current, start_time
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone_started = start_time(gone.pid)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from health_middleware.logs import LastResort
+from health_middleware.config.logs import LastResort
 from tests.support import server, uvicorn
 
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from health_middleware import Health, HealthMiddleware, WSGIHealthMiddleware
+from health_middleware.engine.snapshot import Snapshot
 from health_middleware.formats import Negotiate
-from health_middleware.negotiate import choose, format_parameter, parse_accept
-from health_middleware.snapshot import Snapshot
+from health_middleware.web.negotiate import choose, format_parameter, parse_accept
 from tests.support import (
     Response,
     _collect,
@@ -241,7 +241,7 @@ def test_negotiation_through_uvicorn() -> None:
 
 
 def test_a_cut_header_never_reverses_what_the_client_asked() -> None:
-    from health_middleware.negotiate import MAX_ACCEPT
+    from health_middleware.web.negotiate import MAX_ACCEPT
 
     head = "application/x-filler-" + "a" * 20
     filler = ",".join([head] * 60)[: MAX_ACCEPT - len(",text/html")]

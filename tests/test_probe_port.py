@@ -29,10 +29,10 @@ import pytest
 from werkzeug.test import Client
 
 from health_middleware import Health, WSGIHealthMiddleware
-from health_middleware.environment import LISTEN as LISTEN_VARIABLE
-from health_middleware.environment import listen_address
-from health_middleware.listener import MAX_HEAD, ListenError
-from health_middleware.loading import health_from_environment
+from health_middleware.config.environment import LISTEN as LISTEN_VARIABLE
+from health_middleware.config.environment import listen_address
+from health_middleware.process.listener import MAX_HEAD, ListenError
+from health_middleware.serve import health_from_environment
 from tests.support import (
     Server,
     free_port,
@@ -251,7 +251,7 @@ def test_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ValueError, match=LISTEN_VARIABLE):
             listen_address(wrong)
     # The runtime takes it as it starts (tests/test_refusals.py): the one-liners'
-    # loading leaves it alone.
+    # factories leave it alone.
     monkeypatch.setenv(LISTEN_VARIABLE, "127.0.0.1:8081")
     monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.busy:health")
     assert health_from_environment().listen_address is None

@@ -26,9 +26,9 @@ import orjson
 import pytest
 
 from health_middleware import Health
-from health_middleware.environment import LISTEN, WATCH
-from health_middleware.heartbeat import NOT_BEATEN
-from health_middleware.validation import StartError
+from health_middleware.config.environment import LISTEN, WATCH
+from health_middleware.config.validation import StartError
+from health_middleware.engine.heartbeat import NOT_BEATEN
 from tests.support import REPO, Response, answer, daemon, free_port, get, server, stop, uvicorn
 
 SLACK = 1.5  # seconds of scheduling noise allowed on a shared 2-core machine

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from health_middleware import CheckResult, Health, HealthMiddleware, WSGIHealthMiddleware
-from health_middleware.status import aggregate
+from health_middleware.model.status import aggregate
 from tests.schemas import SEED_001, SEED_004
 from tests.support import http_scope
 from tests.test_wsgi import wsgi_app

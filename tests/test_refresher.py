@@ -465,7 +465,7 @@ async def test_a_single_thread_pool_still_runs_the_healthy_check() -> None:
 def test_runs_that_never_started_leave_no_trace_in_the_pool() -> None:
     """Runs that wait past their timeout are removed from the queue: it never holds
     more than one run per check, however long the others keep the threads."""
-    from health_middleware.pool import CheckPool
+    from health_middleware.engine.pool import CheckPool
 
     pool = CheckPool(1)
     release = threading.Event()

@@ -28,8 +28,8 @@ import pytest
 from werkzeug.test import Client
 
 from health_middleware import Health, HealthMiddleware, StartError, WSGIHealthMiddleware
-from health_middleware.environment import KNOWN, LISTEN
-from health_middleware.loading import health_from_environment
+from health_middleware.config.environment import KNOWN, LISTEN
+from health_middleware.serve import health_from_environment
 from tests.support import (
     REPO,
     call,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from health_middleware.stalls import Steps, loop_lateness, thread_lateness
+from health_middleware.engine.stalls import Steps, loop_lateness, thread_lateness
 from tests.support import REPO, get, server, service, uvicorn
 
 

@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from werkzeug.test import Client
 
 from health_middleware import CheckResult, Health, WSGIHealthMiddleware
-from health_middleware.status import Status, aggregate
+from health_middleware.model.status import Status, aggregate
 from tests.test_wsgi import wsgi_app
 
 # name -> (critical, tags): one of each kind a probe counts differently.

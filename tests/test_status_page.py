@@ -15,7 +15,7 @@ import pytest
 
 from health_middleware import CheckResult, Health
 from health_middleware.formats import Html
-from health_middleware.result import Outcome, from_exception, from_return, from_timeout
+from health_middleware.model.result import Outcome, from_exception, from_return, from_timeout
 from tests.support import REPO, debian_tool
 
 SHOTS = REPO / "docs" / "status-page"

@@ -148,7 +148,7 @@ def test_instance_checks_are_reported_by_the_worker_that_ran_them() -> None:
         health.add_check("db", lambda: True)
         health.add_check("mem", lambda: True, scope="process")
     instrument(adopted, meter_provider=meters, tracer_provider=tracers)
-    from health_middleware.result import from_return
+    from health_middleware.model.result import from_return
 
     states = {s.check.name: s for s in ran.registry.states()}
     ran.registry.record(states["db"], from_return(True, 1.0, 0.01))
@@ -172,7 +172,7 @@ def test_instance_checks_are_reported_by_the_worker_that_ran_them() -> None:
 
 
 def test_slow_checks_are_named_once_per_change(caplog: pytest.LogCaptureFixture) -> None:
-    from health_middleware.result import from_return
+    from health_middleware.model.result import from_return
 
     health = Health(timeout=1.0)
     health.add_check("db", lambda: True)
@@ -189,7 +189,7 @@ def test_slow_checks_are_named_once_per_change(caplog: pytest.LogCaptureFixture)
 
 
 def test_a_run_time_hovering_at_the_line_is_named_once(caplog: pytest.LogCaptureFixture) -> None:
-    from health_middleware.result import from_return
+    from health_middleware.model.result import from_return
 
     health = Health(timeout=2.0)
     health.add_check("db", lambda: True)
@@ -204,7 +204,7 @@ def test_a_run_time_hovering_at_the_line_is_named_once(caplog: pytest.LogCapture
 def test_a_broken_exporter_is_logged_once_not_on_every_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from health_middleware.result import from_return
+    from health_middleware.model.result import from_return
 
     health = Health(timeout=1.0)
     health.add_check("db", lambda: True)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from health_middleware import Health, HealthMiddleware, shared
-from health_middleware.instance import Instance, current, start_time
+from health_middleware import Health, HealthMiddleware
+from health_middleware.instance import database as shared
+from health_middleware.instance.master import Instance, current, start_time
 from tests.support import free_port, get, gunicorn, poll, server
 from tests.test_asgi import plain_app
 from tests.test_probe_port import busy_env, probe

@@ -12,8 +12,8 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from health_middleware.callables import needs_arguments
-from health_middleware.result import CheckFunction, CheckResult
+from health_middleware.config.callables import needs_arguments
+from health_middleware.model.result import CheckFunction, CheckResult
 
 Check = CheckFunction  # a check function: no arguments, sync or async
 Scope = Literal["process", "instance"]

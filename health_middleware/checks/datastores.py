@@ -8,7 +8,6 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from health_middleware.callables import makes_check
 from health_middleware.checks._common import (
     Check,
     checked_url,
@@ -21,8 +20,9 @@ from health_middleware.checks._common import (
     text,
     typed,
 )
-from health_middleware.result import CheckResult
-from health_middleware.validation import seconds
+from health_middleware.config.callables import makes_check
+from health_middleware.config.validation import seconds
+from health_middleware.model.result import CheckResult
 
 
 class _Cursor(Protocol):

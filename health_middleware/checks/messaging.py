@@ -8,7 +8,6 @@ import ssl as _ssl
 import time
 from typing import Any
 
-from health_middleware.callables import makes_check
 from health_middleware.checks._common import (
     Check,
     checked_url,
@@ -21,8 +20,9 @@ from health_middleware.checks._common import (
     typed,
     whole,
 )
-from health_middleware.result import CheckResult
-from health_middleware.validation import seconds
+from health_middleware.config.callables import makes_check
+from health_middleware.config.validation import seconds
+from health_middleware.model.result import CheckResult
 
 
 @makes_check("checks.amqp(url)")

@@ -12,7 +12,6 @@ import urllib.parse
 from collections.abc import Collection, Container
 from typing import Any
 
-from health_middleware.callables import makes_check
 from health_middleware.checks._common import (
     Check,
     checked_url,
@@ -25,8 +24,9 @@ from health_middleware.checks._common import (
     text,
     typed,
 )
-from health_middleware.result import CheckResult
-from health_middleware.validation import positive, seconds
+from health_middleware.config.callables import makes_check
+from health_middleware.config.validation import positive, seconds
+from health_middleware.model.result import CheckResult
 
 
 @makes_check("checks.tcp(host, port)")

@@ -6,10 +6,10 @@ import asyncio
 import os
 import resource
 
-from health_middleware.callables import makes_check
 from health_middleware.checks._common import Check, graded, ordered, percent, typed
-from health_middleware.result import CheckResult
-from health_middleware.validation import positive, seconds
+from health_middleware.config.callables import makes_check
+from health_middleware.config.validation import positive, seconds
+from health_middleware.model.result import CheckResult
 
 
 @makes_check("checks.disk(path)")

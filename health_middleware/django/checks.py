@@ -11,7 +11,7 @@ import time
 from typing import Literal
 
 from health_middleware.checks._common import Check, ms, typed
-from health_middleware.result import CheckResult
+from health_middleware.model.result import CheckResult
 
 MIGRATIONS_SHOWN = 5  # unapplied migrations named in the output
 

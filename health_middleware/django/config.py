@@ -8,8 +8,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from health_middleware.config.imports import import_string
 from health_middleware.health import Health
-from health_middleware.loading import import_string
 
 SETTING = "HEALTH_MIDDLEWARE"
 DEFAULTS: dict[str, Any] = {

@@ -3,6 +3,6 @@ with the endpoint, which holds its format)."""
 
 from __future__ import annotations
 
-from health_middleware.endpoint import Format, Rendered, status_code
+from health_middleware.model.endpoint import Format, Rendered, status_code
 
 __all__ = ["Format", "Rendered", "status_code"]

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from health_middleware.endpoint import Endpoint
 from health_middleware.formats.base import Rendered, status_code
-from health_middleware.report import Counted, Report, Service
-from health_middleware.timefmt import iso_utc
+from health_middleware.formats.timefmt import iso_utc
+from health_middleware.model.endpoint import Endpoint
+from health_middleware.model.report import Counted, Report, Service
 
 HEALTHY, UNHEALTHY, DEGRADED = 0, 50001, 50002
 

@@ -19,11 +19,11 @@ from html import escape
 
 import orjson
 
-from health_middleware.endpoint import Endpoint
 from health_middleware.formats.base import Rendered, status_code
 from health_middleware.formats.info import human_duration
-from health_middleware.report import Counted, Report, Service, Transition
-from health_middleware.timefmt import iso_utc
+from health_middleware.formats.timefmt import iso_utc
+from health_middleware.model.endpoint import Endpoint
+from health_middleware.model.report import Counted, Report, Service, Transition
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import orjson
 
-from health_middleware.endpoint import Endpoint
+from health_middleware.config.validation import safe_text
 from health_middleware.formats.base import Rendered
-from health_middleware.report import Report, Service
-from health_middleware.timefmt import iso_utc
-from health_middleware.validation import safe_text
+from health_middleware.formats.timefmt import iso_utc
+from health_middleware.model.endpoint import Endpoint
+from health_middleware.model.report import Report, Service
 
 # First found wins; HEALTH_* are this package's own.
 ENVIRONMENT_VARIABLES: dict[str, tuple[str, ...]] = {

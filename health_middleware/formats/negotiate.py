@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from health_middleware.endpoint import Endpoint, Format
 from health_middleware.formats.base import Rendered
 from health_middleware.formats.html import Html
 from health_middleware.formats.ietf import Ietf
 from health_middleware.formats.text import Text
-from health_middleware.negotiate import choose
-from health_middleware.report import Report, Service
+from health_middleware.model.endpoint import Endpoint, Format
+from health_middleware.model.report import Report, Service
+from health_middleware.web.negotiate import choose
 
 # Each variant's media types, the first being the one its response is sent as.
 MEDIA_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType(

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from health_middleware.endpoint import Endpoint
 from health_middleware.formats.base import Rendered
-from health_middleware.report import Report, Service
+from health_middleware.model.endpoint import Endpoint
+from health_middleware.model.report import Report, Service
 
 if TYPE_CHECKING:  # an optional dependency, imported when used
     from prometheus_client.metrics_core import Metric

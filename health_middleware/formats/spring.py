@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from health_middleware.endpoint import Endpoint
 from health_middleware.formats.base import Rendered, status_code
 from health_middleware.formats.microprofile import data
-from health_middleware.report import Report, Service
+from health_middleware.model.endpoint import Endpoint
+from health_middleware.model.report import Report, Service
 
 CONTENT_TYPE = "application/vnd.spring-boot.actuator.v3+json"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from health_middleware.endpoint import Endpoint
 from health_middleware.formats.base import Rendered, status_code
-from health_middleware.report import Report, Service
+from health_middleware.model.endpoint import Endpoint
+from health_middleware.model.report import Report, Service
 
 
 @dataclass(frozen=True, slots=True)

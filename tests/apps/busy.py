@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from health_middleware import Health, HealthMiddleware, WSGIHealthMiddleware
-from health_middleware.environment import listen_address
+from health_middleware.config.environment import listen_address
 from tests.apps import flagged
 
 health = Health(

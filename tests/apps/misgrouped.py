@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from health_middleware import Health, HealthMiddleware, WSGIHealthMiddleware
-from health_middleware.environment import listen_address
+from health_middleware.config.environment import listen_address
 from tests.apps.lifespan import serve_lifespan
 
 health = Health(service_id="misgrouped", interval=0.5, timeout=0.5)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, NoReturn
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from health_middleware import command
+from health_middleware.cli import command
 from health_middleware.django.config import get_health
 
 

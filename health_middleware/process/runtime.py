@@ -15,17 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from health_middleware import environment, instance, shared
-from health_middleware.check import CheckState
-from health_middleware.listener import ListenError, ProbeListener, Watch
-from health_middleware.pool import CheckPool
-from health_middleware.refresher import Refresher, run_once
-from health_middleware.registry import Registry
-from health_middleware.report import Report
-from health_middleware.schedule import Schedule
-from health_middleware.shared import SharedState
-from health_middleware.shutdown import DelayedExit
-from health_middleware.validation import StartError
+from health_middleware.config import environment
+from health_middleware.config.validation import StartError
+from health_middleware.engine.pool import CheckPool
+from health_middleware.engine.refresher import Refresher, run_once
+from health_middleware.engine.registry import Registry
+from health_middleware.engine.schedule import Schedule
+from health_middleware.instance import database as shared
+from health_middleware.instance import master as instance
+from health_middleware.instance.database import SharedState
+from health_middleware.model.check import CheckState
+from health_middleware.model.report import Report
+from health_middleware.process.listener import ListenError, ProbeListener, Watch
+from health_middleware.process.shutdown import DelayedExit
 
 logger = logging.getLogger("health_middleware")
 

@@ -16,13 +16,13 @@ from typing import NamedTuple
 
 import orjson
 
-from health_middleware.check import CheckState
-from health_middleware.endpoint import Endpoint, Format, evaluate
 from health_middleware.formats.negotiate import Negotiate
-from health_middleware.prestop import Prestop, bearer_matches
-from health_middleware.report import Report, Service, Transition, unpublished
-from health_middleware.response import METHOD_NOT_ALLOWED, Prepared, head_of, prepare
-from health_middleware.status import Status
+from health_middleware.model.check import CheckState
+from health_middleware.model.endpoint import Endpoint, Format, evaluate
+from health_middleware.model.report import Report, Service, Transition, unpublished
+from health_middleware.model.status import Status
+from health_middleware.web.prestop import Prestop, bearer_matches
+from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared, head_of, prepare
 
 logger = logging.getLogger("health_middleware")
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from health_middleware.response import Prepared, prepare
-from health_middleware.validation import seconds
+from health_middleware.config.validation import seconds
+from health_middleware.web.response import Prepared, prepare
 
 _TOKEN = re.compile(r"[\x21-\x7e]{16,}")
 _JSON = "application/health+json"

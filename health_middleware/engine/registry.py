@@ -19,9 +19,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
 
-from health_middleware import drainfile, instance
-from health_middleware.check import Check, CheckState
-from health_middleware.endpoint import (
+from health_middleware.config.validation import StartError
+from health_middleware.engine.snapshot import Snapshot, build
+from health_middleware.formats import Ietf, Info, Negotiate, resolve
+from health_middleware.instance import drainfile
+from health_middleware.instance import master as instance
+from health_middleware.instance.database import SharedState, transient
+from health_middleware.model.check import Check, CheckState
+from health_middleware.model.endpoint import (
     ALL,
     LIVE,
     READY,
@@ -32,14 +37,10 @@ from health_middleware.endpoint import (
     normalise_path,
     status_code_map,
 )
-from health_middleware.formats import Ietf, Info, Negotiate, resolve
-from health_middleware.prestop import Prestop
-from health_middleware.report import Report, Service, Transition
-from health_middleware.result import BLOCKED, Outcome
-from health_middleware.shared import SharedState, transient
-from health_middleware.snapshot import Snapshot, build
-from health_middleware.status import Status
-from health_middleware.validation import StartError
+from health_middleware.model.report import Report, Service, Transition
+from health_middleware.model.result import BLOCKED, Outcome
+from health_middleware.model.status import Status
+from health_middleware.web.prestop import Prestop
 
 logger = logging.getLogger("health_middleware")
 

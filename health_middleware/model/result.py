@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from health_middleware.status import Status, normalise_status
-from health_middleware.validation import optional_text, safe_text, text_map, texts
+from health_middleware.config.validation import optional_text, safe_text, text_map, texts
+from health_middleware.model.status import Status, normalise_status
 
 # What a check runs: a function of no arguments, sync or async; it returns anything
 # ``from_return`` accepts (a CheckResult, a bool, a status string, None) or raises.

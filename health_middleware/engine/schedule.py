@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 
-from health_middleware.check import Check
-from health_middleware.shared import SharedState
+from health_middleware.instance.database import SharedState
+from health_middleware.model.check import Check
 
 # How often a worker looks at its instance's database for the others' results.
 FOLLOW = 0.05

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from health_middleware.check import Check
-from health_middleware.result import Outcome
-from health_middleware.status import Status
+from health_middleware.model.check import Check
+from health_middleware.model.result import Outcome
+from health_middleware.model.status import Status
 
 Phase = Literal["serving", "starting", "draining", "stale"]
 

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from health_middleware.validation import address
+from health_middleware.config.validation import address
 
 logger = logging.getLogger("health_middleware")
 

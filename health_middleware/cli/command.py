@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from health_middleware.health import Health
-from health_middleware.report import Report, Service
+from health_middleware.model.report import Report, Service
 
 INTERRUPTED = 130  # a shell's code for a command stopped by SIGINT
 

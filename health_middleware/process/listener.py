@@ -69,9 +69,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from health_middleware.response import Prepared, prepare
-from health_middleware.snapshot import Snapshot
-from health_middleware.validation import StartError
+from health_middleware.config.validation import StartError
+from health_middleware.engine.snapshot import Snapshot
+from health_middleware.web.response import Prepared, prepare
 
 logger = logging.getLogger("health_middleware")
 

@@ -14,7 +14,7 @@ import os
 import stat
 import tempfile
 
-from health_middleware.instance import Instance
+from health_middleware.instance.master import Instance
 
 logger = logging.getLogger("health_middleware")
 

@@ -9,10 +9,14 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-from health_middleware.callables import check_factory_usage, is_async_callable, needs_arguments
-from health_middleware.result import CheckFunction, Outcome
-from health_middleware.status import Status
-from health_middleware.validation import count, flag, optional_text, period, texts
+from health_middleware.config.callables import (
+    check_factory_usage,
+    is_async_callable,
+    needs_arguments,
+)
+from health_middleware.config.validation import count, flag, optional_text, period, texts
+from health_middleware.model.result import CheckFunction, Outcome
+from health_middleware.model.status import Status
 
 # "component" or "component:measurement" (draft-inadarei-api-health-check-06, "checks").
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-/]+)?")

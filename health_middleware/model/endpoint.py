@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
-from health_middleware.check import Check, CheckState
-from health_middleware.report import DRAINING, Counted, Report, Service
-from health_middleware.status import Status, aggregate
-from health_middleware.validation import safe_text
+from health_middleware.config.validation import safe_text
+from health_middleware.model.check import Check, CheckState
+from health_middleware.model.report import DRAINING, Counted, Report, Service
+from health_middleware.model.status import Status, aggregate
 
 DEFAULT_STATUS_CODES: Mapping[Status, int] = MappingProxyType(
     {"pass": 200, "warn": 200, "fail": 503}

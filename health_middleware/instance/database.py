@@ -46,8 +46,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from health_middleware.environment import STATE_DIR
-from health_middleware.instance import Instance, start_time
+from health_middleware.config.environment import STATE_DIR
+from health_middleware.instance.master import Instance, start_time
 
 logger = logging.getLogger("health_middleware")
 

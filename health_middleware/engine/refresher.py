@@ -22,9 +22,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from health_middleware.check import Check, CheckState
-from health_middleware.pool import CheckPool
-from health_middleware.result import (
+from health_middleware.engine.pool import CheckPool
+from health_middleware.engine.schedule import FOLLOW, Schedule
+from health_middleware.engine.stalls import Steps, ThreadLateness, loop_lateness, thread_lateness
+from health_middleware.instance.database import transient
+from health_middleware.model.check import Check, CheckState
+from health_middleware.model.result import (
     Outcome,
     Pending,
     blocked,
@@ -34,9 +37,6 @@ from health_middleware.result import (
     not_started,
     unrepresentable,
 )
-from health_middleware.schedule import FOLLOW, Schedule
-from health_middleware.shared import transient
-from health_middleware.stalls import Steps, ThreadLateness, loop_lateness, thread_lateness
 
 logger = logging.getLogger("health_middleware")
 

@@ -14,7 +14,7 @@ import os
 import time
 import weakref
 
-from health_middleware.result import CheckResult, NoResult
+from health_middleware.model.result import CheckResult, NoResult
 
 # The check's output in a process that has not beaten (a one-shot ``check`` command
 # runs in a fresh process, where no loop beats): not a failure, nothing measured.
