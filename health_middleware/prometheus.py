@@ -4,7 +4,6 @@
     REGISTRY.register(HealthCollector(health))
 
 A face, not a format: it reads the live state at scrape time (a scrape runs no check).
-Also importable as ``health_middleware.formats.HealthCollector``.
 
 A custom collector is not aggregated across processes: under several workers each
 worker's ``/metrics`` is scraped apart. An instance check's metrics come only from

@@ -19,8 +19,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
 from health_middleware import CheckResult, Health, WSGIHealthMiddleware
-from health_middleware.formats import Envelope, HealthCollector, Info, MicroProfile
+from health_middleware.formats import Envelope, Info, MicroProfile
 from health_middleware.formats.info import human_duration
+from health_middleware.prometheus import HealthCollector
 from tests import schemas
 from tests.test_properties import EXPECTED, make_check, mixes
 from tests.test_wsgi import wsgi_app

@@ -11,7 +11,6 @@ object for options, e.g. ``Envelope(ok="服务正常运行")``, ``MicroProfile(v
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from health_middleware.formats.base import Format, Rendered, status_code
 from health_middleware.formats.envelope import Envelope
@@ -20,7 +19,7 @@ from health_middleware.formats.ietf import Ietf
 from health_middleware.formats.info import Info
 from health_middleware.formats.microprofile import MicroProfile
 from health_middleware.formats.negotiate import Negotiate
-from health_middleware.formats.openmetrics import OpenMetrics, moved
+from health_middleware.formats.openmetrics import OpenMetrics
 from health_middleware.formats.spring import Spring
 from health_middleware.formats.text import Text
 
@@ -47,17 +46,10 @@ def resolve(format: object) -> Format:  # the public option's name
     return format  # type: ignore[return-value]  # checked: it has a render method
 
 
-def __getattr__(name: str) -> Any:
-    # HealthCollector reads a live Health, so it lives above the formats, in
-    # health_middleware.prometheus; the old import paths keep working.
-    return moved(__name__, name)
-
-
 __all__ = [
     "NAMED",
     "Envelope",
     "Format",
-    "HealthCollector",
     "Html",
     "Ietf",
     "Info",

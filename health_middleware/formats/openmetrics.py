@@ -7,7 +7,7 @@ The endpoint always answers 200, so a scrape succeeds and records a failing stat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from health_middleware.formats.base import Rendered
 from health_middleware.model.endpoint import Endpoint
@@ -78,17 +78,3 @@ class OpenMetrics:
         # Always 200: a scraper treats any other status as a failed scrape and would
         # lose the very metrics that say the service is failing.
         return Rendered(200, CONTENT_TYPE, exposition(families(report)))
-
-
-def moved(module: str, name: str) -> Any:
-    """``HealthCollector`` from its old homes (this module and ``formats``): it moved
-    to ``health_middleware.prometheus``, above the formats, since it reads live state."""
-    if name == "HealthCollector":
-        from health_middleware.prometheus import HealthCollector
-
-        return HealthCollector
-    raise AttributeError(f"module {module!r} has no attribute {name!r}")
-
-
-def __getattr__(name: str) -> Any:
-    return moved(__name__, name)
