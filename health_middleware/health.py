@@ -31,8 +31,8 @@ from health_middleware.engine.registry import Listener, Registry
 from health_middleware.engine.snapshot import Snapshot
 from health_middleware.formats import Info
 from health_middleware.model.check import PROCESS, Check, CheckOptions
-from health_middleware.model.endpoint import ALL, LIVE, Format, normalise_path
-from health_middleware.model.report import Report, Service
+from health_middleware.model.endpoint import ALL, LIVE, normalise_path
+from health_middleware.model.report import Format, Report, Service
 from health_middleware.process.listener import Watch
 from health_middleware.process.runtime import Runtime
 from health_middleware.web.prestop import Prestop, valid_token

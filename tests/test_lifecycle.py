@@ -392,7 +392,7 @@ def test_a_fork_renders_nothing_in_the_child_and_the_child_serves() -> None:
     hold = threading.Event()
 
     class Recording:
-        def render(self, report: Any, endpoint: Any, service: Any, now: float) -> Any:
+        def render(self, report: Any, service: Any, now: float) -> Any:
             from health_middleware.formats import Rendered
 
             rendered_in.append(os.getpid())

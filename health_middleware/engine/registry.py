@@ -32,12 +32,11 @@ from health_middleware.model.endpoint import (
     READY,
     STARTED,
     Endpoint,
-    Format,
     evaluate,
     normalise_path,
     status_code_map,
 )
-from health_middleware.model.report import Report, Service, Transition
+from health_middleware.model.report import Format, Report, Service, Transition
 from health_middleware.model.result import BLOCKED, Outcome
 from health_middleware.model.status import Status
 from health_middleware.web.prestop import Prestop
@@ -374,8 +373,7 @@ class Registry:
     def ietf(self, report: Report, service: Service | None = None) -> bytes:
         """``report`` as the full report's IETF document, whatever its format (with
         ``service``'s fields in place of this registry's: ``expose_errors``)."""
-        endpoint = self._endpoints[self.base_path]
-        return Ietf().render(report, endpoint, service or self.service, time.time()).body
+        return Ietf().render(report, service or self.service, time.time()).body
 
     # -- the first round -------------------------------------------------------------
 

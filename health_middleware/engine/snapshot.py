@@ -18,8 +18,8 @@ import orjson
 
 from health_middleware.formats.negotiate import Negotiate
 from health_middleware.model.check import CheckState
-from health_middleware.model.endpoint import Endpoint, Format, evaluate
-from health_middleware.model.report import Report, Service, Transition, unpublished
+from health_middleware.model.endpoint import Endpoint, evaluate
+from health_middleware.model.report import Format, Report, Service, Transition, unpublished
 from health_middleware.model.status import Status
 from health_middleware.web.prestop import Prestop, bearer_matches
 from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared, head_of, prepare
@@ -147,7 +147,6 @@ Extra = tuple[tuple[str, str], ...]  # headers beyond those every response has
 
 
 def _render(
-    endpoint: Endpoint,
     report: Report,
     service: Service,
     now: float,
@@ -159,13 +158,13 @@ def _render(
     contained: this endpoint answers 500 saying so, and every other endpoint is
     unaffected."""
     try:
-        rendered = format.render(report, endpoint, service, now)
+        rendered = format.render(report, service, now)
         return prepare(rendered.status, rendered.content_type, rendered.body, extra)
     except Exception as exc:
         kind = type(exc).__name__
-        if (endpoint.path, kind) not in _reported_failures:
-            _reported_failures.add((endpoint.path, kind))
-            logger.exception("rendering %s failed; it answers 500 until it renders", endpoint.path)
+        if (report.path, kind) not in _reported_failures:
+            _reported_failures.add((report.path, kind))
+            logger.exception("rendering %s failed; it answers 500 until it renders", report.path)
         body = orjson.dumps(
             {"status": "fail", "output": f"the report could not be rendered: {kind}"}
         )
@@ -185,8 +184,8 @@ class _Renderer:
         self, endpoint: Endpoint, report: Report, service: Service, format: Format, extra: Extra
     ) -> Answers:
         now = self.now
-        get = _render(endpoint, report, service, now, format=format, extra=extra)
-        expired = _render(endpoint, unpublished(), service, now, format=format, extra=extra)
+        get = _render(report, service, now, format=format, extra=extra)
+        expired = _render(unpublished(report), service, now, format=format, extra=extra)
         return Answers(get, head_of(get), expired, head_of(expired))
 
     def entry(

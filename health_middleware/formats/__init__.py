@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from health_middleware.formats.base import Format, Rendered, status_code
+from health_middleware.formats.base import Format, Rendered, Report, Service
 from health_middleware.formats.envelope import Envelope
 from health_middleware.formats.html import Html
 from health_middleware.formats.ietf import Ietf
@@ -57,8 +57,9 @@ __all__ = [
     "Negotiate",
     "OpenMetrics",
     "Rendered",
+    "Report",
+    "Service",
     "Spring",
     "Text",
     "resolve",
-    "status_code",
 ]

@@ -1,8 +1,8 @@
-"""What every format shares: the rendered response and the format protocol (defined
-with the endpoint, which holds its format)."""
+"""What every format shares: the report it renders, the response it gives back, and
+the protocol it implements (all defined with the report, in ``model.report``)."""
 
 from __future__ import annotations
 
-from health_middleware.model.endpoint import Format, Rendered, status_code
+from health_middleware.model.report import Format, Rendered, Report, Service
 
-__all__ = ["Format", "Rendered", "status_code"]
+__all__ = ["Format", "Rendered", "Report", "Service"]

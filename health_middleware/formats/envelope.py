@@ -14,9 +14,8 @@ from typing import Any
 
 import orjson
 
-from health_middleware.formats.base import Rendered, status_code
+from health_middleware.formats.base import Rendered
 from health_middleware.formats.timefmt import iso_utc
-from health_middleware.model.endpoint import Endpoint
 from health_middleware.model.report import Counted, Report, Service
 
 HEALTHY, UNHEALTHY, DEGRADED = 0, 50001, 50002
@@ -48,7 +47,7 @@ class Envelope:
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"Envelope({name}=...) must be a string")
 
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         timestamp = iso_utc(math.floor(now))
         data: dict[str, Any]
         if report.status != "fail":
@@ -71,4 +70,4 @@ class Envelope:
                 code, message = UNHEALTHY, self.unhealthy
                 data = {"status": "unhealthy", "timestamp": timestamp}
         doc = {"code": code, "message": message, "data": data}
-        return Rendered(status_code(report, endpoint), "application/json", orjson.dumps(doc))
+        return Rendered(report.code, "application/json", orjson.dumps(doc))

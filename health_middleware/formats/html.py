@@ -19,10 +19,9 @@ from html import escape
 
 import orjson
 
-from health_middleware.formats.base import Rendered, status_code
+from health_middleware.formats.base import Rendered
 from health_middleware.formats.info import human_duration
 from health_middleware.formats.timefmt import iso_utc
-from health_middleware.model.endpoint import Endpoint
 from health_middleware.model.report import Counted, Report, Service, Transition
 
 CONTENT_TYPE = "text/html; charset=utf-8"
@@ -148,7 +147,7 @@ class Html:
         if not 1 <= self.refresh <= 3600:
             raise ValueError("Html(refresh=...) must be from 1 to 3600 seconds")
 
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         key = report.status if report.phase == "serving" else report.phase
         title = service.service_id or "Health"
         parts = [
@@ -166,7 +165,7 @@ class Html:
         ]
         if report.output:
             parts.append(f'<p id="output">{escape(report.output)}</p>')
-        if endpoint.details:
+        if report.details:
             facts = [f"version {escape(service.version)}"] if service.version else []
             if service.description:
                 facts.append(escape(service.description))
@@ -192,4 +191,4 @@ class Html:
             f"{self.refresh} s.</small></p></body></html>"
         )
         body = "".join(parts).encode()
-        return Rendered(status_code(report, endpoint), CONTENT_TYPE, body)
+        return Rendered(report.code, CONTENT_TYPE, body)

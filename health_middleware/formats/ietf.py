@@ -7,9 +7,8 @@ from typing import Any
 
 import orjson
 
-from health_middleware.formats.base import Rendered, status_code
+from health_middleware.formats.base import Rendered
 from health_middleware.formats.timefmt import iso_utc
-from health_middleware.model.endpoint import Endpoint
 from health_middleware.model.report import Counted, Report, Service
 
 CONTENT_TYPE = "application/health+json"
@@ -47,9 +46,9 @@ def _check_entry(counted: Counted, service: Service) -> dict[str, Any]:
 class Ietf:
     """The IETF health check response; ``status_case`` is a ``Health`` option."""
 
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         doc: dict[str, Any] = {"status": _case(report.status, service)}
-        if endpoint.details:
+        if report.details:
             for key, value in (
                 ("version", service.version),
                 ("releaseId", service.release_id),
@@ -62,7 +61,7 @@ class Ietf:
                 doc["notes"] = list(service.notes)
         if report.output is not None:
             doc["output"] = report.output
-        if endpoint.details:
+        if report.details:
             doc["checks"] = {c.name: [_check_entry(c, service)] for c in report.checks}
-            doc["links"] = {"self": endpoint.path, **service.links}
-        return Rendered(status_code(report, endpoint), CONTENT_TYPE, orjson.dumps(doc))
+            doc["links"] = {"self": report.path, **service.links}
+        return Rendered(report.code, CONTENT_TYPE, orjson.dumps(doc))

@@ -23,7 +23,6 @@ import orjson
 from health_middleware.config.validation import safe_text
 from health_middleware.formats.base import Rendered
 from health_middleware.formats.timefmt import iso_utc
-from health_middleware.model.endpoint import Endpoint
 from health_middleware.model.report import Report, Service
 
 # First found wins; HEALTH_* are this package's own.
@@ -181,7 +180,7 @@ class Info:
             self._resolved = resolved
         return resolved
 
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         known = self.fields(service)
         uptime = max(0.0, now - service.started_at)
         doc: dict[str, Any] = {

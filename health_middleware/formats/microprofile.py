@@ -9,9 +9,8 @@ from typing import Any
 
 import orjson
 
-from health_middleware.formats.base import Rendered, status_code
+from health_middleware.formats.base import Rendered
 from health_middleware.formats.timefmt import iso_utc
-from health_middleware.model.endpoint import Endpoint
 from health_middleware.model.report import Counted, Report, Service
 
 CONTENT_TYPE = "application/json"
@@ -47,14 +46,14 @@ class MicroProfile:
         if self.version not in ("4.0", "1.0"):
             raise ValueError("MicroProfile version must be '4.0' or '1.0'")
 
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         # The whole is the conjunction of the listed checks (the specification's
         # rule): a non-critical check that fails the full report only to "warn" is
         # listed UP with its failure in its data, and a failure no listed check
         # explains (starting, draining, stale, a minimal body) gets an entry of its own.
         whole, each = ("status", "status") if self.version == "4.0" else ("outcome", "state")
         checks: list[dict[str, Any]] = []
-        if endpoint.details:
+        if report.details:
             for counted in report.checks:
                 entry: dict[str, Any] = {
                     "name": counted.name,
@@ -70,5 +69,5 @@ class MicroProfile:
                 reason["data"] = {"output": report.output}
             checks.append(reason)
         doc = {whole: "DOWN" if report.status == "fail" else "UP", "checks": checks}
-        status = 500 if report.stale else status_code(report, endpoint)
+        status = 500 if report.stale else report.code
         return Rendered(status, CONTENT_TYPE, orjson.dumps(doc))

@@ -15,8 +15,7 @@ from health_middleware.formats.base import Rendered
 from health_middleware.formats.html import Html
 from health_middleware.formats.ietf import Ietf
 from health_middleware.formats.text import Text
-from health_middleware.model.endpoint import Endpoint, Format
-from health_middleware.model.report import Report, Service
+from health_middleware.model.report import Format, Report, Service
 from health_middleware.web.negotiate import choose
 
 # Each variant's media types, the first being the one its response is sent as.
@@ -89,6 +88,6 @@ class Negotiate:
                 self._chosen[key] = name
         return name
 
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         """The default variant (``snapshot.build`` renders every variant itself)."""
-        return self.formats[self.default].render(report, endpoint, service, now)
+        return self.formats[self.default].render(report, service, now)

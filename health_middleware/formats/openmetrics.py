@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from health_middleware.formats.base import Rendered
-from health_middleware.model.endpoint import Endpoint
 from health_middleware.model.report import Report, Service
 
 if TYPE_CHECKING:  # an optional dependency, imported when used
@@ -74,7 +73,7 @@ class OpenMetrics:
     def __post_init__(self) -> None:
         require()  # refused at endpoint registration when the extra is missing
 
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         # Always 200: a scraper treats any other status as a failed scrape and would
         # lose the very metrics that say the service is failing.
         return Rendered(200, CONTENT_TYPE, exposition(families(report)))

@@ -11,9 +11,8 @@ from typing import Any
 
 import orjson
 
-from health_middleware.formats.base import Rendered, status_code
+from health_middleware.formats.base import Rendered
 from health_middleware.formats.microprofile import data
-from health_middleware.model.endpoint import Endpoint
 from health_middleware.model.report import Report, Service
 
 CONTENT_TYPE = "application/vnd.spring-boot.actuator.v3+json"
@@ -21,7 +20,7 @@ CONTENT_TYPE = "application/vnd.spring-boot.actuator.v3+json"
 
 @dataclass(frozen=True, slots=True)
 class Spring:
-    def render(self, report: Report, endpoint: Endpoint, service: Service, now: float) -> Rendered:
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
         # Spring's default aggregation (DOWN over OUT_OF_SERVICE over UP) of the
         # listed components gives the whole: a non-critical failure that only
         # degrades the full report is UP with a warning, and what no component
@@ -49,9 +48,9 @@ class Spring:
             listed.add(reason)
         whole = next((s for s in _ORDER if s in listed), "UP")
         doc: dict[str, Any] = {"status": whole}
-        if endpoint.details:
+        if report.details:
             doc["components"] = components
-        return Rendered(status_code(report, endpoint), CONTENT_TYPE, orjson.dumps(doc))
+        return Rendered(report.code, CONTENT_TYPE, orjson.dumps(doc))
 
 
 _ORDER = ("DOWN", "OUT_OF_SERVICE", "UP")

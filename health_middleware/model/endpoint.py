@@ -1,21 +1,23 @@
 """An endpoint: a path, the checks it counts (its group), its format and status codes;
-what it reports (``evaluate``); and the protocol a format implements."""
+and what it reports (``evaluate``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
 
 from health_middleware.config.validation import safe_text
 from health_middleware.model.check import Check, CheckState
-from health_middleware.model.report import DRAINING, Counted, Report, Service
-from health_middleware.model.status import Status, aggregate
-
-DEFAULT_STATUS_CODES: Mapping[Status, int] = MappingProxyType(
-    {"pass": 200, "warn": 200, "fail": 503}
+from health_middleware.model.report import (
+    DEFAULT_STATUS_CODES,
+    DRAINING,
+    Counted,
+    Format,
+    Phase,
+    Report,
 )
+from health_middleware.model.status import Status, aggregate
 
 # Built-in groups; any other group name selects the checks carrying that tag.
 ALL, LIVE, READY, STARTED = "all", "live", "ready", "started"
@@ -73,21 +75,6 @@ def status_code_map(codes: Mapping[str, int] | None, ietf: bool = False) -> Mapp
 
 
 @dataclass(frozen=True, slots=True)
-class Rendered:
-    status: int
-    content_type: str
-    body: bytes
-
-
-class Format(Protocol):
-    """Anything with this method can be an endpoint's format."""
-
-    def render(
-        self, report: Report, endpoint: Endpoint, service: Service, now: float
-    ) -> Rendered: ...
-
-
-@dataclass(frozen=True, slots=True)
 class Endpoint:
     path: str
     group: str
@@ -108,11 +95,6 @@ class Endpoint:
         return group in check.tags
 
 
-def status_code(report: Report, endpoint: Endpoint) -> int:
-    """The endpoint's HTTP status for the report's status."""
-    return endpoint.status_codes[report.status]
-
-
 def _summary(checks: Iterable[Counted]) -> str | None:
     failing = [c.name for c in checks if c.status == "fail"]
     warning = [c.name for c in checks if c.status == "warn"]
@@ -131,17 +113,35 @@ def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -
         for s in counted
         if s.reported is not None
     )
+
+    def report(
+        status: Status, output: str | None, phase: Phase = "serving", softened: bool = False
+    ) -> Report:
+        return Report(
+            status,
+            output,
+            done,
+            phase,
+            softened,
+            path=endpoint.path,
+            details=endpoint.details,
+            status_codes=endpoint.status_codes,
+        )
+
     if draining and endpoint.drain:
-        return Report("fail", DRAINING, done, "draining")
+        return report("fail", DRAINING, "draining")
     pending = len(counted) - len(done)
     if pending and endpoint.group != LIVE:
-        output = f"starting: {pending} of {len(counted)} checks have not completed yet"
-        return Report("fail", output, done, "starting")
+        return report(
+            "fail",
+            f"starting: {pending} of {len(counted)} checks have not completed yet",
+            "starting",
+        )
     if endpoint.group == STARTED:
-        return Report("pass", None, done)
+        return report("pass", None)
     # In the full report a non-critical failure degrades to warn; in a probe or tag
     # group every counted check decides (a check tagged 'ready' that fails must fail
     # readiness, or the tag would mean nothing).
     softened = endpoint.group == ALL
     status = aggregate((c.check.critical or not softened, c.status) for c in done)
-    return Report(status, None if status == "pass" else _summary(done), done, softened=softened)
+    return report(status, None if status == "pass" else _summary(done), softened=softened)

@@ -1,11 +1,12 @@
 """A report: what one endpoint says right now (computed by ``endpoint.evaluate``),
-and the service-level fields every format may show."""
+the service-level fields every format may show, and the protocol a format implements."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Literal, Protocol
 
 from health_middleware.model.check import Check
 from health_middleware.model.result import Outcome
@@ -65,8 +66,16 @@ class Counted:
         return self.outcome.detail if service.expose_errors else self.outcome.output
 
 
+DEFAULT_STATUS_CODES: Mapping[Status, int] = MappingProxyType(
+    {"pass": 200, "warn": 200, "fail": 503}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
+    """What one endpoint says right now: everything a format renders besides the
+    service's own fields (``Format.render(report, service, now)``)."""
+
     status: Status
     output: str | None
     checks: tuple[Counted, ...]
@@ -76,6 +85,16 @@ class Report:
     softened: bool = False
     # The recent changes of status of the whole and of every check, newest first.
     transitions: tuple[Transition, ...] = ()
+    # The endpoint's own: its path, whether it shows the details (the service's
+    # fields and every check) or a minimal probe body, and its status codes.
+    path: str = "/"
+    details: bool = True
+    status_codes: Mapping[Status, int] = field(default_factory=lambda: DEFAULT_STATUS_CODES)
+
+    @property
+    def code(self) -> int:
+        """The endpoint's HTTP status for this report's status."""
+        return self.status_codes[self.status]
 
     @property
     def stale(self) -> bool:
@@ -106,6 +125,29 @@ def reported_here(report: Report) -> tuple[Counted, ...]:
     return tuple(counted for counted in report.checks if counted.ran_here)
 
 
-def unpublished() -> Report:
-    """What every endpoint says once its snapshot has expired (phase ``stale``)."""
-    return Report("fail", STALE, (), "stale")
+def unpublished(report: Report) -> Report:
+    """What ``report``'s endpoint says once its snapshot has expired (phase ``stale``)."""
+    return replace(
+        report,
+        status="fail",
+        output=STALE,
+        checks=(),
+        phase="stale",
+        softened=False,
+        transitions=(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A format's answer: the status, the media type and the body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+class Format(Protocol):
+    """Anything with this method can be an endpoint's format."""
+
+    def render(self, report: Report, service: Service, now: float) -> Rendered: ...
