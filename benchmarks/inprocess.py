@@ -111,7 +111,7 @@ def _prepared_health() -> Health:
         health.endpoint(f"/formats/{name}", format=name)
     health.runtime.start_in_thread()
     deadline = time.monotonic() + 10
-    while not health.registry.first_round_done():
+    while not health.engine.publisher.first_round_done():
         if time.monotonic() > deadline:
             raise RuntimeError("the first round of checks did not finish")
         time.sleep(0.01)

@@ -58,7 +58,8 @@ class HealthMiddleware:
             )
         self.app: ASGI3Application = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
         self.health = health
-        self._registry = health.registry  # the snapshot's home: one lookup per request
+        self._publisher = health.engine.publisher  # the snapshot's home: one lookup per request
+        self._sharing = health.engine.sharing
         self._runtime = health.runtime
 
     async def __call__(
@@ -71,7 +72,7 @@ class HealthMiddleware:
             root = scope.get("root_path")
             if root:
                 path = health_path(scope)
-            snapshot = self._registry.snapshot
+            snapshot = self._publisher.snapshot
             answers = snapshot.answers.get(path)
             if answers is not None:
                 # Inline, not Snapshot.decide(): a call would cost a probe ~60 ns. Not
@@ -108,7 +109,7 @@ class HealthMiddleware:
         this loop: start the refresher (the first request of a process run without
         lifespan, with ``wait_first_round`` waiting for its first round), revive it,
         or drain and wait (pre-stop)."""
-        registry, method = self._registry, scope["method"]
+        publisher, method = self._publisher, scope["method"]
 
         def authorization() -> bytes | None:
             return _header(scope, b"authorization")
@@ -116,14 +117,14 @@ class HealthMiddleware:
         def accept() -> tuple[bytes | None, bytes | None]:
             return _header(scope, b"accept"), scope.get("query_string")
 
-        decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
+        decision = publisher.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.start:
             await self._start()
-            decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
+            decision = publisher.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.revive:
             self._runtime.revive()
         if decision.drain_for is not None:
-            registry.drain()
+            self._sharing.drain()
             await asyncio.sleep(decision.drain_for)
         return decision.response
 
@@ -133,7 +134,7 @@ class HealthMiddleware:
         """Pass the protocol through (same scope object), starting the refresher when
         the app reports startup complete and stopping it on shutdown. An app that does
         not speak lifespan (Django, most ASGI 2 apps) is covered: we answer for it."""
-        registry = self._registry
+        sharing = self._sharing
         received_startup = False
         answered_startup = False
         failed = False  # we failed the startup (validation.StartError): the server is told
@@ -147,7 +148,7 @@ class HealthMiddleware:
             if message["type"] == "lifespan.startup":
                 received_startup = True
             elif message["type"] == "lifespan.shutdown":
-                registry.drain_process()  # this worker only: its siblings keep serving
+                sharing.drain_process()  # this worker only: its siblings keep serving
                 await self._runtime.stop_async()
             return message
 
@@ -191,14 +192,14 @@ class HealthMiddleware:
         await send({"type": "lifespan.startup.complete"})
         while (await receive())["type"] != "lifespan.shutdown":
             pass
-        registry.drain_process()
+        sharing.drain_process()
         await self._runtime.stop_async()
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _start(self) -> None:
         self._runtime.start_on_loop()
         if self.health.wait_first_round:
-            await self._registry.wait_first_round_async()
+            await self._publisher.wait_first_round_async()
 
 
 async def _refuse_startup(send: ASGISendCallable, error: StartError) -> Exception | None:

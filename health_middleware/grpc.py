@@ -6,7 +6,7 @@ from the same snapshot as the health endpoints (extra ``grpc``)::
 
     health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(health), server)
 
-``Check``, ``Watch`` and ``List`` read ``registry.snapshot``: a call never runs a
+``Check``, ``Watch`` and ``List`` read the published snapshot: a call never runs a
 check. A service's status is its endpoint's report status (``Snapshot.status``):
 pass or warn is ``SERVING``, fail is ``NOT_SERVING``, and so is every service once the
 snapshot has expired (its refresher did not publish in time), as the HTTP answers are.
@@ -24,8 +24,8 @@ An unknown service: ``Check`` ends with ``NOT_FOUND``; ``Watch`` sends
 ``SERVICE_UNKNOWN`` and stays open (the protocol's rule), sending the real status if an
 endpoint of that name appears.
 
-``Watch`` sends the current status at once, then each change in order: the registry
-calls every servicer back as it publishes a snapshot (``Registry.on_publish``), and each
+``Watch`` sends the current status at once, then each change in order: every snapshot
+published reaches each servicer (``health.registry.on_publish``), and each
 open ``Watch`` also wakes when the snapshot would expire, so an expiry is sent without a
 publish. It ends when the client cancels or the server stops. On a synchronous
 ``grpc.server`` each open ``Watch`` holds one of the server's threads for as long as it
@@ -155,12 +155,12 @@ class _Servicer:
             raise TypeError(f"health must be a Health object, got {type(health).__name__}")
         self.health = health
         self.max_watches = count("max_watches", max_watches)
-        self._registry = health.registry
+        self._publisher = health.engine.publisher
         self._runtime = health.runtime
         self._names: tuple[Snapshot | None, Mapping[str, str]] = (None, {})
         self._lock = threading.Lock()
         self._feeds: tuple[_Feed, ...] = ()  # replaced whole: read without the lock
-        self._registry.on_publish(self._published)
+        health.registry.on_publish(self._published)
 
     @property
     def watching(self) -> int:
@@ -191,13 +191,13 @@ class _Servicer:
         )
 
     def _watched(self, service: str) -> int:
-        """What a Watch of ``service`` says now, from the registry's current snapshot."""
-        status = self.status(service, self._registry.snapshot, _monotonic())
+        """What a Watch of ``service`` says now, from the current snapshot."""
+        status = self.status(service, self._publisher.snapshot, _monotonic())
         return SERVICE_UNKNOWN if status is None else status
 
     def _published(self, _snapshot: Snapshot) -> None:
         """A snapshot was published: offer each open Watch its service's status. Read
-        from the registry's current snapshot (a publish on another thread may already
+        from the current snapshot (a publish on another thread may already
         have replaced the one passed), so the newest status is always the last queued."""
         for feed in self._feeds:
             feed.offer(self._watched(feed.service))
@@ -216,7 +216,7 @@ class _Servicer:
     def _sleep(self) -> float:
         """Seconds an open Watch may sleep: until the current snapshot expires (and a
         moment past, to find it expired), else until a publish, at most ``MAX_WAIT``."""
-        left = self._registry.snapshot.valid_until - _monotonic()
+        left = self._publisher.snapshot.valid_until - _monotonic()
         return min(left + 0.001, MAX_WAIT) if left > 0 else MAX_WAIT
 
     def _too_many(self, context: Any, fix: str) -> None:
@@ -248,13 +248,13 @@ class HealthServicer(_Servicer):
     def _fresh(self) -> Snapshot:
         """The snapshot to answer from, this process's refresher started first if no
         start was asked for yet (on a thread of its own), or revived where it died."""
-        registry = self._registry
-        snapshot = registry.snapshot
+        publisher = self._publisher
+        snapshot = publisher.snapshot
         if not snapshot.started:
             self._runtime.start_in_thread()
             if self.health.wait_first_round:
-                registry.wait_first_round_sync()
-            return registry.snapshot
+                publisher.wait_first_round_sync()
+            return publisher.snapshot
         if _monotonic() > snapshot.valid_until:
             self._runtime.revive()
         return snapshot
@@ -304,13 +304,13 @@ class AsyncHealthServicer(_Servicer):
     async def _fresh(self) -> Snapshot:
         """The snapshot to answer from, this process's refresher started first if no
         start was asked for yet (a task on this loop, as under ASGI), or revived."""
-        registry = self._registry
-        snapshot = registry.snapshot
+        publisher = self._publisher
+        snapshot = publisher.snapshot
         if not snapshot.started:
             self._runtime.start_on_loop()
             if self.health.wait_first_round:
-                await registry.wait_first_round_async()
-            return registry.snapshot
+                await publisher.wait_first_round_async()
+            return publisher.snapshot
         if _monotonic() > snapshot.valid_until:
             self._runtime.revive()
         return snapshot

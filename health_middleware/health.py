@@ -26,8 +26,9 @@ from health_middleware.config.validation import (
     text_map,
     texts,
 )
+from health_middleware.engine.engine import Engine
 from health_middleware.engine.heartbeat import Heartbeat
-from health_middleware.engine.registry import Listener, Registry
+from health_middleware.engine.registry import Listener
 from health_middleware.engine.snapshot import Snapshot
 from health_middleware.formats import Info
 from health_middleware.model.check import PROCESS, Check, CheckOptions
@@ -95,15 +96,16 @@ class Health:
             expose_errors=flag("expose_errors", expose_errors),
             started_at=time.time(),
         )
-        self.registry = Registry(
+        self.engine = Engine(
             service=service,
             base_path=self.base_path,
             stale_after=stale_after,
             details_token=token,
             drain_file=marker,
         )
+        self.registry = self.engine.registry  # what is registered: checks, endpoints
         self.runtime = Runtime(
-            self.registry,
+            self.engine,
             max_threads,
             jitter=flag("jitter", jitter),
             instance_name=instance_name("instance", instance),
@@ -111,14 +113,14 @@ class Health:
         )
         self.runtime.watch_from = self._watch_from_environment
         self._root = self.registry.add_default_endpoints(format, info)
-        self.registry.publish()
+        self.engine.publisher.publish()
         ref = weakref.ref(self)
 
         def after_fork() -> None:
             health = ref()
             if health is not None:
                 health.runtime.after_fork()
-                health.registry.after_fork()
+                health.engine.after_fork()
 
         os.register_at_fork(after_in_child=after_fork)
 
@@ -147,7 +149,11 @@ class Health:
         ``affected_endpoints``. ``component_type`` defaults to the function's own
         ``component_type`` attribute (the built-in checks set one), else ``"component"``."""
         check = Check.build(name, fn, options, interval=self.interval, timeout=self.timeout)
+        self._register(check)
+
+    def _register(self, check: Check) -> None:
         self.registry.add_check(check)
+        self.engine.publisher.publish()
 
     def endpoint(
         self,
@@ -170,7 +176,7 @@ class Health:
             status_codes=status_codes,
             drain=flag("drain", drain),
         )
-        self.registry.publish()
+        self.engine.publisher.publish()
 
     def prestop(self, token: str, *, path: str | None = None, delay: float = 5.0) -> None:
         """Serve the pre-stop endpoint (default ``<base_path>/prestop``) for Kubernetes
@@ -179,6 +185,7 @@ class Health:
         self.registry.set_prestop(
             Prestop(normalise_path(path or self._root + "/prestop"), token, delay)
         )
+        self.engine.publisher.publish()
 
     def heartbeat(
         self, name: str, max_age: float = 30.0, **options: Unpack[CheckOptions]
@@ -194,7 +201,7 @@ class Health:
         loop that stops is seen within ``max_age`` plus one interval. The other
         options are those of :meth:`add_check`."""
         beat, check = self._heartbeat(name, max_age, options)
-        self.registry.add_check(check)
+        self._register(check)
         return beat
 
     def _heartbeat(
@@ -240,7 +247,7 @@ class Health:
             watcher, check = self._watch(watch, watch_interval, watch_misses, port)
         self.runtime.listen(host, port, watcher)
         if check is not None:
-            self.registry.add_check(check)
+            self._register(check)
 
     def _watch(
         self, watch: object, interval: object, misses: object, probe_port: int | None
@@ -263,7 +270,7 @@ class Health:
         registered: the runtime takes it as it starts."""
         port = self.runtime.listen_address[1] if self.runtime.listen_address else None
         watcher, check = self._watch(target, 5.0, 3, port)
-        self.registry.add_check(check)
+        self._register(check)
         return watcher
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
@@ -300,7 +307,7 @@ class Health:
     @property
     def snapshot(self) -> Snapshot:
         """The prepared responses requests are answered from (never mutated)."""
-        return self.registry.snapshot
+        return self.engine.publisher.snapshot
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -309,22 +316,27 @@ class Health:
 
     @property
     def draining(self) -> bool:
-        return self.registry.draining
+        return self.engine.drain.draining
 
     @property
     def activated(self) -> bool:
         """Whether a start of the refresher has been asked for in this process."""
-        return self.registry.activated
+        return self.engine.publisher.activated
 
     def drain(self) -> None:
-        """Fail readiness (and every endpoint made with ``drain=True``) from now on.
-        With ``drain_file`` set, the file names this server instance, and every worker
-        that shares the path drains for as long as this instance lives."""
-        self.registry.drain()
+        """Fail readiness (and every endpoint made with ``drain=True``) from now on, in
+        every worker of this server instance, and with ``drain_file`` set in every
+        server sharing the path for as long as this instance lives. Returns once the
+        drain is written (a busy instance database is retried for up to 0.5 s: from a
+        coroutine, ``await asyncio.to_thread(health.drain)``). The pre-stop endpoint
+        drains the same way without waiting on the app's loop."""
+        writing = self.engine.sharing.drain()
+        if writing is not None:
+            writing.join()
 
     def report(self) -> Report:
         """The full report (``base_path``'s) as of now, from the last recorded results."""
-        return self.registry.report()
+        return self.engine.results.report()
 
     def run_once(self) -> Report:
         """Run every check once, now, concurrently (each bounded by its timeout), on

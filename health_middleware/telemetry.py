@@ -104,7 +104,7 @@ def instrument(
         span.end(end_time=end)
 
     def whole(options: CallbackOptions) -> Iterable[Observation]:
-        status = registry.report().status
+        status = health.report().status
         return [Observation(int(s == status), {"health.status": s}) for s in STATUSES]
 
     def each(options: CallbackOptions) -> Iterable[Observation]:
@@ -112,7 +112,7 @@ def instrument(
             Observation(
                 int(s == counted.status), {"health.check.name": counted.name, "health.status": s}
             )
-            for counted in reported_here(registry.report())
+            for counted in reported_here(health.report())
             for s in STATUSES
         ]
 

@@ -43,7 +43,7 @@ class WSGIHealthMiddleware:
             )
         self.app = app
         self.health = health
-        self._registry = health.registry  # the snapshot's home: one lookup per request
+        self._publisher = health.engine.publisher  # the snapshot's home: one lookup per request
         self._runtime = health.runtime
         if in_gunicorn_worker():
             # Made in a gunicorn worker (its app is loaded after the fork, unlike under
@@ -54,7 +54,7 @@ class WSGIHealthMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        snapshot = self._registry.snapshot
+        snapshot = self._publisher.snapshot
         answers = snapshot.answers.get(path)
         if answers is None:
             return self.app(environ, start_response)
@@ -78,7 +78,7 @@ class WSGIHealthMiddleware:
         """Do what ``Snapshot.decide`` says, on this thread: start the refresher's
         thread (with ``wait_first_round`` waiting for its first round), revive it, or
         drain and wait (pre-stop: this worker waits; the drain reaches the others)."""
-        registry, method = self._registry, environ.get("REQUEST_METHOD")
+        publisher, method = self._publisher, environ.get("REQUEST_METHOD")
 
         def authorization() -> bytes | None:
             return _header(environ, "HTTP_AUTHORIZATION")
@@ -87,15 +87,15 @@ class WSGIHealthMiddleware:
             query = environ.get("QUERY_STRING")
             return _header(environ, "HTTP_ACCEPT"), query if isinstance(query, str) else None
 
-        decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
+        decision = publisher.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.start:
             self._runtime.start_in_thread()
             if self.health.wait_first_round:
-                registry.wait_first_round_sync()
-            decision = registry.snapshot.decide(path, method, authorization, _monotonic(), accept)
+                publisher.wait_first_round_sync()
+            decision = publisher.snapshot.decide(path, method, authorization, _monotonic(), accept)
         if decision.revive:
             self._runtime.revive()
         if decision.drain_for is not None:
-            registry.drain()
+            self.health.engine.sharing.drain()
             time.sleep(decision.drain_for)
         return decision.response

@@ -406,7 +406,9 @@ def test_a_fork_renders_nothing_in_the_child_and_the_child_serves() -> None:
     health.endpoint("/recorded", format=Recording())
     client = Client(WSGIHealthMiddleware(wsgi_app, health))
     parent = os.getpid()
-    renderer = threading.Thread(target=health.registry.publish, name="renders-in-the-parent")
+    renderer = threading.Thread(
+        target=health.engine.publisher.publish, name="renders-in-the-parent"
+    )
     renderer.start()
     assert inside.wait(5)
     context = multiprocessing.get_context("fork")

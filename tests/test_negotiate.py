@@ -91,8 +91,8 @@ def _health() -> Health:
 
 def test_endpoints_that_do_not_opt_in_keep_the_fast_path() -> None:
     health = _health()
-    health.registry.activated = True
-    health.registry.publish()
+    health.engine.publisher.activated = True
+    health.engine.publisher.publish()
     answers = health.snapshot.answers
     for path in ("/health", "/health/live", "/health/ready", "/health/started", "/health/info"):
         assert answers[path].slow is False
@@ -135,7 +135,7 @@ def test_wsgi_negotiates_too() -> None:
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/health/any", "HTTP_ACCEPT": "text/plain"}
     try:
         app(environ, start_response)  # the first request starts the refresher
-        health.registry.wait_first_round_sync()
+        health.engine.publisher.wait_first_round_sync()
         for extra, content_type in (
             ({}, "text/plain; charset=utf-8"),
             ({"QUERY_STRING": "format=html"}, "text/html; charset=utf-8"),

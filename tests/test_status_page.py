@@ -26,17 +26,17 @@ def _health(expose_errors: bool = False, **options: object) -> Health:
     health.add_check("db", lambda: True, component_type="datastore")
     health.add_check("cache", lambda: True, critical=False)
     health.endpoint("/status", format=Html(refresh=7), **options)  # type: ignore[arg-type]
-    health.registry.activated = True
+    health.engine.publisher.activated = True
     return health
 
 
 def _record(health: Health, name: str, outcome: Outcome) -> None:
     state = next(s for s in health.registry.states() if s.check.name == name)
-    health.registry.record(state, outcome)
+    health.engine.results.record(state, outcome)
 
 
 def _page(health: Health) -> str:
-    health.registry.publish()
+    health.engine.publisher.publish()
     answers = health.snapshot.answers["/status"]
     assert answers.slow is False  # costs a request what JSON does: the fast path
     return answers.get.body.decode()

@@ -151,10 +151,10 @@ def test_instance_checks_are_reported_by_the_worker_that_ran_them() -> None:
     from health_middleware.model.result import from_return
 
     states = {s.check.name: s for s in ran.registry.states()}
-    ran.registry.record(states["db"], from_return(True, 1.0, 0.01))
+    ran.engine.results.record(states["db"], from_return(True, 1.0, 0.01))
     theirs = {s.check.name: s for s in adopted.registry.states()}
     theirs["db"].adopt(states["db"].to_record())
-    adopted.registry.record(theirs["mem"], from_return(True, 1.0, 0.01))
+    adopted.engine.results.record(theirs["mem"], from_return(True, 1.0, 0.01))
     assert _current(_points(reader)["health.check.status"]) == {"mem": "pass"}
     collected = {
         sample.labels["check"]
@@ -179,7 +179,7 @@ def test_slow_checks_are_named_once_per_change(caplog: pytest.LogCaptureFixture)
     state = next(iter(health.registry.states()))
     caplog.set_level(logging.INFO, logger="health_middleware")
     for duration in (0.1, 0.6, 0.7, 0.8, 0.2, 0.1, 0.9):
-        health.registry.record(state, from_return(True, 1.0, duration))
+        health.engine.results.record(state, from_return(True, 1.0, duration))
     slow = [r.getMessage() for r in caplog.records if "slow" in r.getMessage()]
     assert slow == [
         "check 'db' is slow: its run took 0.600 s, more than half its timeout (1 s)",
@@ -196,7 +196,7 @@ def test_a_run_time_hovering_at_the_line_is_named_once(caplog: pytest.LogCapture
     state = next(iter(health.registry.states()))
     caplog.set_level(logging.INFO, logger="health_middleware")
     for run in range(100):
-        health.registry.record(state, from_return(True, 1.0, 0.99 if run % 2 else 1.01))
+        health.engine.results.record(state, from_return(True, 1.0, 0.99 if run % 2 else 1.01))
     slow = [r.getMessage() for r in caplog.records if "slow" in r.getMessage()]
     assert len(slow) == 1, slow
 
@@ -216,7 +216,7 @@ def test_a_broken_exporter_is_logged_once_not_on_every_run(
     state = next(iter(health.registry.states()))
     caplog.set_level(logging.INFO, logger="health_middleware")
     for _ in range(50):
-        health.registry.record(state, from_return(True, 1.0, 0.01))
+        health.engine.results.record(state, from_return(True, 1.0, 0.01))
     failures = [r for r in caplog.records if "on_run callback raised" in r.getMessage()]
     assert len(failures) == 1
     assert state.reported is not None  # the runs were all taken

@@ -68,7 +68,7 @@ def run(
         service = dataclasses.replace(service, expose_errors=True)
     try:
         if as_json:
-            out.write(health.registry.ietf(report, service).decode() + "\n")
+            out.write(health.engine.results.ietf(report, service).decode() + "\n")
         else:
             out.write(table(report, service))
         out.flush()

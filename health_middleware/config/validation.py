@@ -70,7 +70,7 @@ def address(what: str, value: str, default_host: str) -> tuple[str, int]:
     host = host.removeprefix("[").removesuffix("]") if colon else ""
     if not port.isdigit() or not 0 < int(port) < 65536 or (colon and not host):
         raise ValueError(
-            f"{what} {value!r} must look like 'host:port' or a bare port (e.g. 127.0.0.1:8000)"
+            f"{what}={value!r} must look like 'host:port' or a bare port (e.g. 127.0.0.1:8000)"
         )
     return host or default_host, int(port)
 

@@ -24,17 +24,19 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from health_middleware.engine.stalls import gil_wait, gil_waits
+
 
 class _Job:
-    __slots__ = ("abandoned", "cpu_clock", "cpu_started", "fn", "future", "started")
+    __slots__ = ("abandoned", "fn", "future", "native_id", "started", "waits")
 
     def __init__(self, future: Future[Any], fn: Callable[[], Any]) -> None:
         self.future = future
         self.fn = fn
         self.abandoned = False
         self.started: float | None = None  # time.monotonic() when a thread took it
-        self.cpu_clock: int | None = None  # the CPU-time clock of the thread running it
-        self.cpu_started = 0.0
+        self.native_id: int | None = None  # the thread running it
+        self.waits: int | None = None  # its thread's GIL waits when it began (stalls.py)
 
 
 class CheckPool:
@@ -89,17 +91,13 @@ class CheckPool:
         job = self._jobs.get(future)
         return None if job is None else job.started
 
-    def cpu_spent(self, future: Future[Any]) -> float:
-        """The CPU time this run's thread has used on it so far (0 where unknown:
-        queued, finished, or no per-thread clock on this platform)."""
+    def gil_wait(self, future: Future[Any]) -> float:
+        """How long this run's thread has waited for the GIL so far (0 where unknown:
+        queued, finished, or no count on this platform; see ``stalls.gil_waits``)."""
         job = self._jobs.get(future)
-        clock = None if job is None else job.cpu_clock
-        if job is None or clock is None:
+        if job is None or job.native_id is None:
             return 0.0
-        try:
-            return max(0.0, time.clock_gettime(clock) - job.cpu_started)
-        except OSError:  # the thread has just ended
-            return 0.0
+        return gil_wait(job.waits, gil_waits(job.native_id))
 
     def _dispatch(self) -> None:
         """Wake an idle thread for the queue, or start one if a place is free (the
@@ -153,11 +151,7 @@ class CheckPool:
         future = job.future
         if not future.set_running_or_notify_cancel():
             return
-        try:
-            job.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
-        except (AttributeError, OSError):  # no per-thread CPU clock here
-            job.cpu_clock = None
-        job.cpu_started = time.thread_time()
+        job.native_id, job.waits = threading.get_native_id(), gil_waits()
         job.started = time.monotonic()
         try:
             result = job.fn()

@@ -24,7 +24,14 @@ from typing import Any, Protocol
 
 from health_middleware.engine.pool import CheckPool
 from health_middleware.engine.schedule import FOLLOW, Schedule
-from health_middleware.engine.stalls import Steps, ThreadLateness, loop_lateness, thread_lateness
+from health_middleware.engine.stalls import (
+    Steps,
+    ThreadLateness,
+    gil_wait,
+    gil_waits,
+    loop_lateness,
+    thread_lateness,
+)
 from health_middleware.instance.database import transient
 from health_middleware.model.check import Check, CheckState
 from health_middleware.model.result import (
@@ -51,18 +58,18 @@ RERUNS = 2
 
 _Ran = tuple[bool, Any]  # (raised, value or exception)
 # A sync run as its thread saw it: (raised, value or exception, started, finished,
-# the thread lateness at its start and at its end, its thread's CPU seconds).
-_SyncRan = tuple[bool, Any, float, float, float, float, float]
+# the thread lateness over it, the time its thread waited for the GIL).
+_SyncRan = tuple[bool, Any, float, float, float, float]
 
 
 def _call_sync(fn: Callable[[], Any], lateness: ThreadLateness) -> _SyncRan:
-    started, late, cpu = time.monotonic(), lateness.now(), time.thread_time()
+    started, late, waits = time.monotonic(), lateness.now(), gil_waits()
     try:
         raised, value = False, fn()
     except BaseException as exc:  # SystemExit and friends from a check must not escape
         raised, value = True, exc
-    cpu = time.thread_time() - cpu
-    return raised, value, started, time.monotonic(), late, lateness.now(), cpu
+    waited = gil_wait(waits, gil_waits())
+    return raised, value, started, time.monotonic(), lateness.since(late), waited
 
 
 async def _call_async(fn: Callable[[], Any], steps: Steps) -> _Ran:
@@ -189,8 +196,8 @@ async def _run_sync(
                 began = pool.started_at(pending) or began
                 if began is None:
                     deadline = submitted + queued_within
-                else:  # credit: the GIL held by others, less what this thread ran
-                    held = max(0.0, lateness.since(mark) - pool.cpu_spent(pending))
+                else:  # credit: the time its thread waited for the GIL held by others
+                    held = min(lateness.since(mark), pool.gil_wait(pending))
                     deadline = began + check.timeout + held
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -203,8 +210,8 @@ async def _run_sync(
         lateness.leave()
     now = time.time()
     if pending.done() and not pending.cancelled():
-        raised, value, ran_from, ran_to, late_from, late_to, cpu = pending.result()
-        held = max(0.0, late_to - late_from - cpu)
+        raised, value, ran_from, ran_to, late, waited = pending.result()
+        held = min(late, waited)
         duration = max(0.0, ran_to - ran_from - held)
         if duration > check.timeout:  # it ended, but past its timeout
             return from_timeout(check.timeout, now, duration), held

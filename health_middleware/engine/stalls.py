@@ -16,17 +16,23 @@ at the moment of asking included (a verdict taken the moment the hold ends sees 
 ``loop_lateness(loop)`` wakes on the event loop; ``thread_lateness()`` on a thread of
 its own, which only the GIL (or the process being stopped) can hold up.
 
-A run's own share of a hold is not credited back: an ``async def`` check's steps on
-the loop are timed one by one (``Steps``), and a sync check's thread CPU time counts
-as its own (a thread holding the GIL is running). What remains is the run's credit:
-its deadline moves by that much, and the duration it reports leaves it out. The run
-that held the loop past its own timeout is the one that fails, and is named.
+A run's own share of a hold is not credited back. An ``async def`` check's steps on
+the loop are timed one by one (``Steps``): the loop's lateness less its own steps is
+its credit. A sync check is credited only the time its thread waited for the GIL
+(``gil_waits``): a thread waiting for the GIL wakes once per switch interval (5 ms) to
+ask for it, and Linux counts each wake-up as a voluntary context switch of that
+thread, while the thread holding the GIL (computing, or blocked in a C call that
+keeps it) makes none; so the holder gets no credit and the threads it held up do.
+Where that count cannot be read, a sync check gets no credit. The credit moves the
+run's deadline by that much, and the duration it reports leaves it out. The run
+that held the loop or the GIL past its own timeout is the one that fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 import weakref
@@ -113,24 +119,62 @@ class LoopLateness(Lateness):
 
 class ThreadLateness(Lateness):
     """Wakes up on a daemon thread of its own: its lateness is the time no thread
-    could run (the GIL held in a long C call, or the process stopped)."""
+    could run (the GIL held in a long C call, or the process stopped). The thread
+    ends as soon as no run is in flight."""
 
     def __init__(self) -> None:
         super().__init__()
         self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
 
     def _start(self) -> None:
+        self._idle.clear()
         if self._thread is None:  # else it is still waking up: it carries on
             self._thread = threading.Thread(target=self._run, name="health-stalls", daemon=True)
             self._thread.start()
 
+    def _stop(self) -> None:
+        self._idle.set()
+
     def _run(self) -> None:
         while True:
-            time.sleep(TICK)  # sleeping releases the GIL; waking up needs it
+            self._idle.wait(TICK)  # waiting releases the GIL; waking up needs it
             with self._lock:
-                if not self._woke():
+                if not self._woke():  # nothing in flight (checked under the lock)
                     self._thread = None
                     return
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end, where no run is in flight (bounded)."""
+        thread = self._thread
+        if thread is not None and self._runs == 0:
+            thread.join(timeout)
+
+
+def gil_waits(native_id: int | None = None) -> int | None:
+    """How many times a thread has woken up to ask for the GIL, more or less: its
+    voluntary context switches (Linux ``/proc``; the calling thread, or the thread of
+    this process with ``native_id``); None where they cannot be read. Multiplied by
+    ``sys.getswitchinterval()``, a count's growth estimates the time it waited."""
+    path = (
+        "/proc/thread-self/status" if native_id is None else f"/proc/self/task/{native_id}/status"
+    )
+    try:
+        with open(path, "rb") as status:
+            for line in status:
+                if line.startswith(b"voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def gil_wait(before: int | None, after: int | None) -> float:
+    """The time a thread waited for the GIL between two ``gil_waits`` counts (0 where
+    either is unknown)."""
+    if before is None or after is None:
+        return 0.0
+    return max(0, after - before) * sys.getswitchinterval()
 
 
 _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLateness] = (

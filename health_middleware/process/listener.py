@@ -66,11 +66,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from health_middleware.config.validation import StartError
-from health_middleware.engine.snapshot import Snapshot
+from health_middleware.engine.engine import Engine
 from health_middleware.web.response import Prepared, prepare
 
 logger = logging.getLogger("health_middleware")
@@ -86,15 +86,6 @@ _LINGER_BYTES = 1 << 20
 NOT_FOUND = prepare(404, "text/plain; charset=utf-8", b"not found\n")
 BAD_REQUEST = prepare(400, "text/plain; charset=utf-8", b"bad request\n")
 TOO_LARGE = prepare(431, "text/plain; charset=utf-8", b"request header fields too large\n")
-
-
-class Source(Protocol):
-    """What the listener needs of the registry."""
-
-    @property
-    def snapshot(self) -> Snapshot: ...
-
-    def drain(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +217,7 @@ class ProbeListener:
     served on a thread of its own until ``stop``."""
 
     def __init__(
-        self, source: Source, host: str, port: int, *, share: bool, watch: Watch | None = None
+        self, source: Engine, host: str, port: int, *, share: bool, watch: Watch | None = None
     ) -> None:
         self._source = source
         self._watch = watch
@@ -377,7 +368,7 @@ class ProbeListener:
             return False
         has_body = (lengths and lengths[0].strip() != "0") or "Transfer-Encoding" in headers
         path = _target(parsed.path)
-        snapshot = self._source.snapshot
+        snapshot = self._source.publisher.snapshot
         if path in snapshot.answers:
 
             def authorization() -> bytes | None:
@@ -391,7 +382,7 @@ class ProbeListener:
 
             decision = snapshot.decide(path, method, authorization, time.monotonic(), accept)
             if decision.drain_for is not None:
-                self._source.drain()
+                self._source.sharing.drain()
                 await asyncio.sleep(decision.drain_for)
             response = decision.response
         else:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from health_middleware.config import environment
 from health_middleware.config.validation import StartError
+from health_middleware.engine.engine import Engine
 from health_middleware.engine.pool import CheckPool
 from health_middleware.engine.refresher import Refresher, run_once
-from health_middleware.engine.registry import Registry
 from health_middleware.engine.schedule import Schedule
+from health_middleware.engine.stalls import thread_lateness
 from health_middleware.instance import database as shared
 from health_middleware.instance import master as instance
 from health_middleware.instance.database import SharedState
@@ -58,19 +59,19 @@ class Running:
 class Runtime:
     def __init__(
         self,
-        registry: Registry,
+        engine: Engine,
         max_threads: int,
         *,
         jitter: bool = True,
         instance_name: str | None = None,
         shutdown_delay: float = 0.0,
     ) -> None:
-        self._registry = registry
+        self._engine = engine
         self._max_threads = max_threads
         self._jitter = jitter
         self._instance_name = instance_name
         self._delayed_exit = (
-            DelayedExit(shutdown_delay, registry.drain_process, self.stops_alone)
+            DelayedExit(shutdown_delay, engine.sharing.drain_process, self.stops_alone)
             if shutdown_delay > 0
             else None
         )
@@ -169,7 +170,7 @@ class Runtime:
                     f"cannot listen on the probe port {wish[0]}:{wish[1]}: another server "
                     f"(master pid {other.pid}) serves it; give each server a port of its own"
                 )
-        listener = ProbeListener(self._registry, *wish, share=share, watch=self.watch)
+        listener = ProbeListener(self._engine, *wish, share=share, watch=self.watch)
         listener.start()
         self.listener = listener
 
@@ -178,7 +179,7 @@ class Runtime:
         checks on a pool of their own, async checks on this loop), and return the
         full report of these runs. Nothing is recorded: what this process serves, and
         its refresher, are left alone."""
-        states = [CheckState(state.check) for state in self._registry.states()]
+        states = [CheckState(state.check) for state in self._engine.states()]
         # A thread for every sync check (up to ONCE_THREADS): a one-shot run is a
         # deploy gate, where a check "not started" behind others would be a false fail.
         sync = sum(not state.check.is_async for state in states)
@@ -194,30 +195,30 @@ class Runtime:
             pool.shutdown()
         for state, outcome in zip(states, outcomes, strict=True):
             state.record(outcome)
-        return self._registry.report(states)
+        return self._engine.results.report(states)
 
     def _refresher(self) -> Refresher:
         """A refresher for this process, which first joins its server instance: with
         workers to share with, it opens the instance's database and takes what the
         instance knows, so its first answer is the instance's (the lock is held)."""
-        registry = self._registry
+        engine = self._engine
         if self._joined != os.getpid():
             self._joined = os.getpid()
-            registry.shared = self._shared_state()
-            if registry.shared is not None:
+            engine.sharing.shared = self._shared_state()
+            if engine.sharing.shared is not None:
                 try:
-                    registry.follow()
+                    engine.follow()
                 except sqlite3.Error as exc:
                     logger.warning("could not read the instance's state: %s", exc)
             environment.warn_unknown()
-            if next(registry.states(), None) is None:
+            if next(engine.states(), None) is None:
                 logger.warning(
                     "this Health has no checks: every endpoint passes whatever happens to "
                     'the app\'s dependencies; register some with @health.check("name") '
                     'or health.add_check("name", fn)'
                 )
-        schedule = Schedule(registry.shared, self._jitter)
-        return Refresher(registry, CheckPool(self._max_threads), schedule)
+        schedule = Schedule(engine.sharing.shared, self._jitter)
+        return Refresher(engine, CheckPool(self._max_threads), schedule)
 
     def _shared_state(self) -> SharedState | None:
         """The instance's database: by name where the user named a shared instance,
@@ -230,7 +231,8 @@ class Runtime:
             if self._instance_name is not None:
                 path = shared.named_path(self._instance_name)
             else:
-                key = f"{self._registry.service.service_id}{self._registry.base_path}"
+                registry = self._engine.registry
+                key = f"{registry.service.service_id}{registry.base_path}"
                 path = shared.database_path(owner, key)
             shared.remove_dead()
             state = SharedState(path)
@@ -268,7 +270,7 @@ class Runtime:
             return False
         if "gunicorn.workers.base" in sys.modules:
             return instance.shares_a_listener(owner.pid) is True
-        shared_state = self._registry.shared
+        shared_state = self._engine.sharing.shared
         if shared_state is None:
             return False
         try:
@@ -290,10 +292,10 @@ class Runtime:
         None when one runs here already (the lock is held)."""
         if self.running is not None and self.running.alive():
             return None
-        self._registry.refuse_unknown_groups()
+        self._engine.registry.refuse_unknown_groups()
         self._take_variables()
         self._open_probe_port()
-        self._registry.activated = True
+        self._engine.publisher.activated = True
         return self._refresher()
 
     def start_on_loop(self) -> None:
@@ -307,7 +309,7 @@ class Runtime:
             running.task = loop.create_task(refresher.run(), name="health-refresher")
             self.running = running
         self.install_shutdown_delay(loop)
-        self._registry.publish()  # valid from now: requests take the hot path
+        self._engine.publisher.publish()  # valid from now: requests take the hot path
 
     def start_in_thread(self) -> None:
         """Start the refresher on a daemon thread with its own loop (WSGI), unless it runs."""
@@ -333,7 +335,7 @@ class Runtime:
             self.running = Running(os.getpid(), refresher, loop, thread=thread)
             thread.start()
         self.install_shutdown_delay()
-        self._registry.publish()  # valid from now: requests take the hot path
+        self._engine.publisher.publish()  # valid from now: requests take the hot path
 
     async def stop_async(self) -> None:
         """Stop a refresher running on this loop and wait for it (bounded)."""
@@ -349,6 +351,7 @@ class Runtime:
         if running is not None and running.thread is not None:
             running.thread.join(3.0)
             running.refresher.pool.join(2.0)
+            thread_lateness().join(0.5)
 
     def _stop(self) -> Running | None:
         with self._lock:

@@ -4,6 +4,7 @@ must pass, the two culprits fail, each named (tests/test_stalls.py)."""
 
 from __future__ import annotations
 
+import ctypes
 import time
 
 from health_middleware import Health, HealthMiddleware, checks
@@ -11,19 +12,10 @@ from health_middleware import Health, HealthMiddleware, checks
 HOLD = 1.5  # seconds each culprit holds what it holds; the timeout is 1 s
 
 
-def _gil_loops() -> int:
-    """How many items ``sum(range(n))`` takes to hold the GIL for at least HOLD
-    seconds here (one C call: the interpreter never lets another thread run inside
-    it), from the fastest of three samples (a busy machine only makes it longer)."""
-    fastest = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        sum(range(1_000_000))
-        fastest = min(fastest, time.perf_counter() - started)
-    return int(1_000_000 * HOLD / max(fastest, 1e-6))
+# A C function called with the GIL held (ctypes.PyDLL never releases it): a hold of a
+# known length, whatever the machine's speed, as a long C extension call would make.
+_HOLDING_THE_GIL = ctypes.PyDLL(None)
 
-
-GIL_LOOPS = _gil_loops()
 
 health = Health(service_id="blocking", timeout=1, interval=4)
 health.add_check("postgres", checks.postgres("postgresql://postgres@127.0.0.1:5432/test"))
@@ -37,7 +29,7 @@ async def loop_hog() -> None:
 
 @health.check("gil-hog", critical=False)
 def gil_hog() -> None:
-    sum(range(GIL_LOOPS))  # a long C call that never releases the GIL
+    _HOLDING_THE_GIL.usleep(int(HOLD * 1_000_000))  # a long C call that keeps the GIL
 
 
 async def plain(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
