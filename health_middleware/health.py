@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, Unpack
 
 from health_middleware.config.validation import (
-    address,
     count,
     delay,
     drain_path,
@@ -27,23 +26,21 @@ from health_middleware.config.validation import (
     texts,
 )
 from health_middleware.engine.engine import Engine
-from health_middleware.engine.heartbeat import Heartbeat
+from health_middleware.engine.heartbeat import Heartbeat, heartbeat_check
 from health_middleware.engine.registry import Listener
 from health_middleware.engine.snapshot import Snapshot
 from health_middleware.formats import Info
-from health_middleware.model.check import PROCESS, Check, CheckOptions
-from health_middleware.model.endpoint import ALL, LIVE, normalise_path
+from health_middleware.model.check import Check, CheckOptions
+from health_middleware.model.endpoint import ALL, normalise_path
 from health_middleware.model.report import Format, Report, Service
-from health_middleware.process.listener import Watch
 from health_middleware.process.runtime import Runtime
+from health_middleware.process.watch import Watch, watch_check
 from health_middleware.web.prestop import Prestop, valid_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 L = TypeVar("L", bound=Listener)
 
 __all__ = ["CheckOptions", "Health", "Heartbeat", "Listener"]
-
-WATCH_CHECK = "main-port"  # the heartbeat of listen(watch=...)
 
 
 class Health:
@@ -200,23 +197,11 @@ class Health:
         beat). It is checked every second (``interval``, at most ``max_age``), so a
         loop that stops is seen within ``max_age`` plus one interval. The other
         options are those of :meth:`add_check`."""
-        beat, check = self._heartbeat(name, max_age, options)
+        beat, check = heartbeat_check(
+            name, max_age, options, interval=self.interval, timeout=self.timeout
+        )
         self._register(check)
         return beat
-
-    def _heartbeat(
-        self, name: str, max_age: float, options: CheckOptions
-    ) -> tuple[Heartbeat, Check]:
-        beat = Heartbeat(name, seconds("max_age", max_age, minimum=0.01))
-        if options.get("scope", PROCESS) != PROCESS:
-            raise ValueError(
-                f"heartbeat {name!r}: a heartbeat measures the process that beats it; "
-                "leave scope out (it is 'process')"
-            )
-        chosen: CheckOptions = {"tags": (LIVE,), "interval": min(1.0, beat.max_age), **options}
-        chosen["scope"] = PROCESS
-        check = Check.build(name, beat.check, chosen, interval=self.interval, timeout=self.timeout)
-        return beat, check
 
     def listen(
         self,
@@ -252,18 +237,15 @@ class Health:
     def _watch(
         self, watch: object, interval: object, misses: object, probe_port: int | None
     ) -> tuple[Watch, Check]:
-        """The watch of the main port ``watch`` and its heartbeat check (not yet
-        registered)."""
-        if isinstance(watch, bool) or not isinstance(watch, int | str):
-            raise TypeError("watch must be the main port: a port number or 'host:port'")
-        main = address("watch", str(watch), "127.0.0.1")
-        if main[1] == probe_port:
-            raise ValueError(f"watch={watch!r} is the probe port itself: watch the app's main port")
-        if any(state.check.name == WATCH_CHECK for state in self.registry.states()):
-            raise ValueError(f"a check named {WATCH_CHECK!r} is already registered")
-        every, times = period("watch_interval", interval), count("watch_misses", misses)
-        beat, check = self._heartbeat(WATCH_CHECK, every * times, {})
-        return Watch(*main, path=self._root + "/live", interval=every, beat=beat), check
+        return watch_check(
+            watch,
+            interval,
+            misses,
+            probe_port=probe_port,
+            live_path=self._root + "/live",
+            registered=[state.check.name for state in self.registry.states()],
+            defaults=(self.interval, self.timeout),
+        )
 
     def _watch_from_environment(self, target: str) -> Watch:
         """``HEALTH_MIDDLEWARE_WATCH``'s watch (default interval and misses), its check

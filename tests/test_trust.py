@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from health_middleware import Health, HealthMiddleware
-from health_middleware.instance import database as shared
+from health_middleware.instance import folder as private
+from health_middleware.instance.database import SharedState
 from health_middleware.instance.master import Instance, current, start_time
 from tests.support import free_port, get, gunicorn, poll, server
 from tests.test_asgi import plain_app
@@ -28,33 +29,33 @@ def _as_root() -> None:
 
 
 def test_the_state_folder_is_private_and_anything_else_is_refused(tmp_path: Path) -> None:
-    folder = Path(shared.state_folder(str(tmp_path)))
+    folder = Path(private.state_folder(str(tmp_path)))
     assert folder.parent == tmp_path
     assert folder.stat().st_mode & 0o777 == 0o700
     folder.chmod(0o755)
-    with pytest.raises(shared.Untrusted, match="open to other users"):
-        shared.state_folder(str(tmp_path))
+    with pytest.raises(private.Untrusted, match="open to other users"):
+        private.state_folder(str(tmp_path))
     folder.rmdir()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
     folder.symlink_to(elsewhere)
-    with pytest.raises(shared.Untrusted, match="not a folder"):
-        shared.state_folder(str(tmp_path))
+    with pytest.raises(private.Untrusted, match="not a folder"):
+        private.state_folder(str(tmp_path))
     folder.unlink()
     _as_root()
     folder.mkdir(mode=0o700)
     os.chown(folder, NOBODY, NOBODY)
-    with pytest.raises(shared.Untrusted, match="belongs to uid 65534"):
-        shared.state_folder(str(tmp_path))
+    with pytest.raises(private.Untrusted, match="belongs to uid 65534"):
+        private.state_folder(str(tmp_path))
 
 
 def test_a_database_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
-    folder = Path(shared.state_folder(str(tmp_path)))
+    folder = Path(private.state_folder(str(tmp_path)))
     target = tmp_path / "target.sqlite3"
     sqlite3.connect(target).close()
     (folder / "scope-x.sqlite3").symlink_to(target)
-    state = shared.SharedState(str(folder / "scope-x.sqlite3"))
-    with pytest.raises(shared.Untrusted, match="not this user's own regular file"):
+    state = SharedState(str(folder / "scope-x.sqlite3"))
+    with pytest.raises(private.Untrusted, match="not this user's own regular file"):
         state.join(current())
 
 
@@ -70,7 +71,7 @@ def test_planted_state_is_never_trusted_and_the_server_runs_alone(tmp_path: Path
     planted = state / f"health-middleware-{os.geteuid()}"
     planted.mkdir(mode=0o700)
     probe_port = free_port()
-    ns = shared.pid_namespace()
+    ns = private.pid_namespace()
     marker = f"ns{ns}-port-{probe_port}.owner"
     pid1 = Instance(1, start_time(1)).encode()
     (planted / marker).write_text(pid1)

@@ -9,6 +9,9 @@ check's ``timeout`` so a dependency that accepts and never answers fails cleanly
 its connection closed, before the refresher abandons the run. Each validates its
 arguments when it is made (TypeError for a wrong type, ValueError for a wrong value,
 naming the option). Drivers are optional extras, imported only when the check is made.
+
+Public (``health_middleware.checks``). Imports only ``model`` and ``config``: a check
+knows nothing of the engine that runs it.
 """
 
 from health_middleware.checks._common import Check
@@ -21,8 +24,9 @@ from health_middleware.checks.datastores import (
     sqlalchemy,
 )
 from health_middleware.checks.messaging import amqp, celery, mqtt, nats
-from health_middleware.checks.network import dns, grpc, http, smtp, tcp, tls_certificate
+from health_middleware.checks.network import dns, tcp, tls_certificate
 from health_middleware.checks.system import disk, event_loop_lag, memory
+from health_middleware.checks.upstreams import grpc, http, smtp
 
 __all__ = [
     "Check",

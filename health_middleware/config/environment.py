@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from health_middleware.config.validation import address
+from health_middleware.config.validation import StartError, address
 
 logger = logging.getLogger("health_middleware")
 
@@ -80,3 +80,36 @@ def watch_wish() -> tuple[str, int] | None:
     port is on 127.0.0.1), or None; ValueError when it is not an address."""
     value = os.environ.get(WATCH)
     return address(WATCH, value, "127.0.0.1") if value else None
+
+
+def probe_port(
+    listen: tuple[str, int] | None, watching: tuple[str, int] | None
+) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+    """The probe port and the main port it watches, from ``HEALTH_MIDDLEWARE_LISTEN``
+    and ``HEALTH_MIDDLEWARE_WATCH`` where the code (``listen``, ``watching``: what
+    ``health.listen()`` asked for) did not say; ``StartError`` where they disagree
+    with the code, or a watch has no probe port to run on, naming the fix."""
+    try:
+        wish, watch = listen_wish(), watch_wish()
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
+    if wish is not None and listen not in (None, wish):
+        raise StartError(
+            f"{LISTEN} asks for the probe port on {wish[0]}:{wish[1]}, but "
+            f"health.listen() asked for {listen[0]}:{listen[1]}: a Health serves one "
+            f"probe port; unset {LISTEN} or make them agree"
+        )
+    listen = listen or wish
+    if watch is None:
+        return listen, None
+    if listen is None:
+        raise StartError(
+            f"{WATCH} needs a probe port to watch from: set {LISTEN}=host:port too "
+            "(or call health.listen())"
+        )
+    if watching is not None and watching != watch:
+        raise StartError(
+            f"{WATCH} asks to watch {watch[0]}:{watch[1]}, but health.listen(watch=...) "
+            f"watches {watching[0]}:{watching[1]}; unset {WATCH} or make them agree"
+        )
+    return listen, watch

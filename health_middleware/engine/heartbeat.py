@@ -14,6 +14,9 @@ import os
 import time
 import weakref
 
+from health_middleware.config.validation import seconds
+from health_middleware.model.check import PROCESS, Check, CheckOptions
+from health_middleware.model.endpoint import LIVE
 from health_middleware.model.result import CheckResult, NoResult
 
 # The check's output in a process that has not beaten (a one-shot ``check`` command
@@ -78,3 +81,20 @@ class Heartbeat:
 
     def __repr__(self) -> str:
         return f"<Heartbeat {self.name!r} max_age={self.max_age:g}>"
+
+
+def heartbeat_check(
+    name: str, max_age: object, options: CheckOptions, *, interval: float, timeout: float
+) -> tuple[Heartbeat, Check]:
+    """A heartbeat and its check (not yet registered): scope "process", tagged
+    ``live`` unless ``options`` says otherwise, checked every second (at most
+    ``max_age``); ``interval`` and ``timeout`` are the Health's defaults."""
+    beat = Heartbeat(name, seconds("max_age", max_age, minimum=0.01))
+    if options.get("scope", PROCESS) != PROCESS:
+        raise ValueError(
+            f"heartbeat {name!r}: a heartbeat measures the process that beats it; "
+            "leave scope out (it is 'process')"
+        )
+    chosen: CheckOptions = {"tags": (LIVE,), "interval": min(1.0, beat.max_age), **options}
+    chosen["scope"] = PROCESS
+    return beat, Check.build(name, beat.check, chosen, interval=interval, timeout=timeout)

@@ -6,6 +6,10 @@ time, when a snapshot is built: every format costs a request the same.
 ``"negotiate"``: each request's ``Accept`` header or ``?format=`` chooses) or a format
 object for options, e.g. ``Envelope(ok="服务正常运行")``, ``MicroProfile(version="1.0")``,
 ``Html(refresh=10)`` or ``Negotiate(default="text")``.
+
+Public (``health_middleware.formats``). A format sees only a ``Report`` and the
+``Service`` (``model.report``): it imports ``model``, ``web`` and ``config``, never the
+engine.
 """
 
 from __future__ import annotations

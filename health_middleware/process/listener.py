@@ -57,21 +57,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
-import io
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from health_middleware.config.validation import StartError
 from health_middleware.engine.engine import Engine
-from health_middleware.web.response import Prepared, prepare
+from health_middleware.process.protocol import Head, encode, space_before_colon, target
+from health_middleware.process.watch import Watch
+from health_middleware.web.response import prepare
 
 logger = logging.getLogger("health_middleware")
 
@@ -80,7 +77,6 @@ MAX_HEAD = 8192  # bytes of request line and headers
 MAX_CONNECTIONS = 256
 BACKLOG = 128
 LINGER = 1.0  # seconds to read and drop what a refused client still sends
-FIRST_RETRY = 0.25  # seconds between the watch's requests until the main port first answers
 _LINGER_BYTES = 1 << 20
 
 NOT_FOUND = prepare(404, "text/plain; charset=utf-8", b"not found\n")
@@ -88,107 +84,8 @@ BAD_REQUEST = prepare(400, "text/plain; charset=utf-8", b"bad request\n")
 TOO_LARGE = prepare(431, "text/plain; charset=utf-8", b"request header fields too large\n")
 
 
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """The main port, requested from the probe port's thread (see the module's doc)."""
-
-    host: str
-    port: int
-    path: str  # requested through the main port: the app's liveness path
-    interval: float  # seconds between two requests, and the most one may take
-    beat: Callable[[], None]  # called on every answer
-
-    def request(self) -> bytes:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return (
-            f"GET {self.path} HTTP/1.1\r\nHost: {host}:{self.port}\r\n"
-            "User-Agent: health_middleware-watch\r\nConnection: close\r\n\r\n"
-        ).encode("latin-1")
-
-    async def answered(self) -> bool:
-        """Whether the main port answers one request with a status line in time."""
-        writer: asyncio.StreamWriter | None = None
-        try:
-            async with asyncio.timeout(self.interval):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                writer.write(self.request())
-                line = await reader.readline()
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-            return False  # refused, reset, too slow, or a line past the stream's limit
-        finally:
-            if writer is not None:
-                writer.close()
-        return line.startswith(b"HTTP/")
-
-    async def run(self) -> None:
-        """Request the main port every ``interval`` seconds, beating on each answer
-        (a failure of the watch itself is logged: its heartbeat then fails liveness)."""
-        first = True
-        try:
-            while True:
-                started = time.monotonic()
-                if await self.answered():
-                    first = False
-                    self.beat()
-                wait = min(self.interval, FIRST_RETRY) if first else self.interval
-                await asyncio.sleep(max(0.0, started + wait - time.monotonic()))
-        except Exception:
-            logger.exception("the watch of the main port %s:%s stopped", self.host, self.port)
-
-
 class ListenError(StartError, OSError):
     """The probe port could not be opened; the message names it."""
-
-
-class _Head(http.server.BaseHTTPRequestHandler):
-    """The standard library's request parsing, on a head already read whole: no
-    socket, no server; its error answers are written to ``wfile`` (a buffer)."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive by default for HTTP/1.1 requests
-
-    def __init__(self, head: bytes) -> None:  # not the base's: nothing to serve
-        line, _, rest = head.partition(b"\n")
-        self.raw_requestline = line + b"\n"
-        self.rfile = io.BytesIO(rest)
-        self.out = io.BytesIO()  # what the library answers (an error, a 100 Continue)
-        self.wfile = self.out
-        self.client_address = ("", 0)
-        self.close_connection = True
-
-    def version_string(self) -> str:
-        return "health_middleware"
-
-    def log_message(self, format: str, *args: Any) -> None:  # the base's signature
-        pass
-
-
-def _target(raw: str) -> str:
-    """The path to look up: the query and fragment dropped, an absolute-form target's
-    path taken, percent-escapes decoded (as ASGI ``path`` and WSGI ``PATH_INFO`` are)."""
-    if not raw.startswith("/"):
-        raw = urlsplit(raw).path or "/"
-    return unquote(raw.partition("?")[0].partition("#")[0], errors="replace")
-
-
-def _space_before_colon(head: bytes) -> bool:
-    """Whether a header line of ``head`` has whitespace between the field's name and
-    its colon (RFC 9112 section 5.1: a server must answer 400). A line that starts with
-    whitespace (obsolete line folding) is left to the library's parser."""
-    for line in head.split(b"\n")[1:]:
-        name, colon, _ = line.partition(b":")
-        if colon and name[:1] not in (b" ", b"\t") and name != name.rstrip(b" \t"):
-            return True
-    return False
-
-
-def _encode(response: Prepared, body: bytes, keep: bool, http10: bool) -> bytes:
-    lines = [f"HTTP/1.1 {response.wsgi_status}"]
-    lines += [f"{name}: {value}" for name, value in response.wsgi_headers]
-    if not keep:
-        lines.append("connection: close")
-    elif http10:
-        lines.append("connection: keep-alive")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def bind(host: str, port: int, *, share: bool) -> socket.socket:
@@ -334,22 +231,22 @@ class ProbeListener:
             return False  # closed, or too slow: a slow-loris client goes here
         except asyncio.LimitOverrunError:
             self._idle.pop(task, None)
-            await self._refuse(reader, writer, _encode(TOO_LARGE, TOO_LARGE.body, False, False))
+            await self._refuse(reader, writer, encode(TOO_LARGE, TOO_LARGE.body, False, False))
             return False
         finally:
             self._idle.pop(task, None)
-        parsed = _Head(head)
+        parsed = Head(head)
         if not parsed.parse_request():
             # The library has written its answer (400, 431, 505), or nothing; to what
             # it takes for HTTP/0.9 it answers with no status line: ours instead.
             error = parsed.out.getvalue()
             if not error or parsed.request_version == "HTTP/0.9":
-                error = _encode(BAD_REQUEST, BAD_REQUEST.body, False, False)
+                error = encode(BAD_REQUEST, BAD_REQUEST.body, False, False)
             await self._refuse(reader, writer, error)
             return False
         version, method = parsed.request_version, parsed.command
         if version not in ("HTTP/1.0", "HTTP/1.1"):  # HTTP/0.9 has no status line
-            await self._refuse(reader, writer, _encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
+            await self._refuse(reader, writer, encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
             return False
         headers = parsed.headers
         lengths = headers.get_all("Content-Length") or []
@@ -359,15 +256,15 @@ class ProbeListener:
             or any(not value.strip().isdigit() for value in lengths)
             or hosts > 1
             or (hosts == 0 and version == "HTTP/1.1")
-            or _space_before_colon(head)
+            or space_before_colon(head)
         ):
             # Two lengths, or one that is no number: the body's end cannot be known.
             # No Host in HTTP/1.1, or two in any version (RFC 9112 section 3.2), and
             # whitespace between a field's name and its colon (section 5.1): a 400.
-            await self._refuse(reader, writer, _encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
+            await self._refuse(reader, writer, encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
             return False
         has_body = (lengths and lengths[0].strip() != "0") or "Transfer-Encoding" in headers
-        path = _target(parsed.path)
+        path = target(parsed.path)
         snapshot = self._source.publisher.snapshot
         if path in snapshot.answers:
 
@@ -389,7 +286,7 @@ class ProbeListener:
             response = NOT_FOUND
         keep = not (parsed.close_connection or has_body or self._stopping.is_set())
         body = b"" if method == "HEAD" else response.body
-        writer.write(parsed.out.getvalue() + _encode(response, body, keep, version == "HTTP/1.0"))
+        writer.write(parsed.out.getvalue() + encode(response, body, keep, version == "HTTP/1.0"))
         async with asyncio.timeout(READ_TIMEOUT):
             await writer.drain()
         return keep

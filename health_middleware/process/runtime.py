@@ -9,33 +9,30 @@ import asyncio
 import logging
 import os
 import sqlite3
-import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from health_middleware.config import environment
-from health_middleware.config.validation import StartError
 from health_middleware.engine.engine import Engine
 from health_middleware.engine.pool import CheckPool
-from health_middleware.engine.refresher import Refresher, run_once
+from health_middleware.engine.refresher import Refresher
+from health_middleware.engine.run import run_once
 from health_middleware.engine.schedule import Schedule
 from health_middleware.engine.stalls import thread_lateness
-from health_middleware.instance import database as shared
+from health_middleware.instance import folder
 from health_middleware.instance import master as instance
 from health_middleware.instance.database import SharedState
 from health_middleware.model.check import CheckState
 from health_middleware.model.report import Report
-from health_middleware.process.listener import ListenError, ProbeListener, Watch
-from health_middleware.process.shutdown import DelayedExit
+from health_middleware.process.listener import ListenError, ProbeListener
+from health_middleware.process.shutdown import DelayedExit, stops_alone
+from health_middleware.process.watch import Watch
 
 logger = logging.getLogger("health_middleware")
 
 ONCE_THREADS = 64
-# How long a worker told to stop waits for its siblings' signals before it looks at
-# which of them stop too (a server stopping signals them all within a moment).
-SETTLE = 0.3  # the most threads a one-shot run of every check uses
+# the most threads a one-shot run of every check uses
 
 
 @dataclass
@@ -112,43 +109,15 @@ class Runtime:
 
     def _take_variables(self) -> None:
         """``HEALTH_MIDDLEWARE_LISTEN`` and ``HEALTH_MIDDLEWARE_WATCH``, for every way of
-        starting (the one-liners, the hook, a middleware made in code): where
-        ``listen()`` did not say, they are the wish; where it said otherwise, the start
-        is refused naming both (the lock is held). Taken once per runtime: a forked
-        child does not take the port its parent serves."""
+        starting (the lock is held). Taken once per runtime: a forked child does not
+        take the port its parent serves."""
         if self._variables_read:
             return
-        try:
-            wish, watch = environment.listen_wish(), environment.watch_wish()
-        except ValueError as exc:
-            raise StartError(str(exc)) from None
-        if wish is not None and self.listen_address not in (None, wish):
-            code, variable = self.listen_address, wish
-            raise StartError(
-                f"{environment.LISTEN} asks for the probe port on {variable[0]}:{variable[1]}, "
-                f"but health.listen() asked for {code[0]}:{code[1]}: a Health serves one "
-                f"probe port; unset {environment.LISTEN} or make them agree"
-            )
-        if wish is not None:
-            self.listen_address = wish
-        if watch is not None:
-            self._take_watch(watch)
-        self._variables_read = True
-
-    def _take_watch(self, target: tuple[str, int]) -> None:
-        if self.listen_address is None:
-            raise StartError(
-                f"{environment.WATCH} needs a probe port to watch from: set "
-                f"{environment.LISTEN}=host:port too (or call health.listen())"
-            )
-        if self.watch is None and self.watch_from is not None:
+        watching = None if self.watch is None else (self.watch.host, self.watch.port)
+        self.listen_address, target = environment.probe_port(self.listen_address, watching)
+        if target is not None and self.watch is None and self.watch_from is not None:
             self.watch = self.watch_from(f"{target[0]}:{target[1]}")
-        elif self.watch is not None and (self.watch.host, self.watch.port) != target:
-            raise StartError(
-                f"{environment.WATCH} asks to watch {target[0]}:{target[1]}, but "
-                f"health.listen(watch=...) watches {self.watch.host}:{self.watch.port}; "
-                f"unset {environment.WATCH} or make them agree"
-            )
+        self._variables_read = True
 
     def _open_probe_port(self) -> None:
         """Open this process's probe port where one is wished for and not open (the
@@ -161,8 +130,8 @@ class Runtime:
         share = self._instance_name is not None or owner.pid != os.getpid()
         if share and self._instance_name is None and wish[1] != 0:
             try:
-                other = shared.claim_port(wish[1], owner)
-            except shared.Untrusted as exc:
+                other = folder.claim_port(wish[1], owner)
+            except folder.Untrusted as exc:
                 logger.error("%s: the probe port is shared without checking its owner", exc)
                 other = None
             if other is not None:
@@ -229,15 +198,15 @@ class Runtime:
         path = "the state folder"
         try:
             if self._instance_name is not None:
-                path = shared.named_path(self._instance_name)
+                path = folder.named_path(self._instance_name)
             else:
                 registry = self._engine.registry
                 key = f"{registry.service.service_id}{registry.base_path}"
-                path = shared.database_path(owner, key)
-            shared.remove_dead()
+                path = folder.database_path(owner, key)
+            folder.remove_dead()
             state = SharedState(path)
             state.join(owner)
-        except shared.Untrusted as exc:
+        except folder.Untrusted as exc:
             logger.error(
                 "refusing the instance's shared state: %s; this worker runs its checks "
                 "alone (set %s to a folder of this user's own)",
@@ -257,29 +226,8 @@ class Runtime:
         return state
 
     def stops_alone(self) -> bool:
-        """On SIGTERM: whether this worker stops alone while its server serves on (a
-        reload replacing the workers, one worker killed), rather than with the whole
-        server. A gunicorn worker asks its arbiter's descriptors: it closes its
-        listeners before stopping the workers, and keeps them on a reload. Another
-        worker marks itself stopping in the instance's database and, once the
-        server's other signals have had time to arrive (``SETTLE``), looks for a
-        worker of its server that is not stopping. A process that is its own server,
-        or cannot tell, stops with its server."""
-        owner = instance.current()
-        if owner.pid == os.getpid():
-            return False
-        if "gunicorn.workers.base" in sys.modules:
-            return instance.shares_a_listener(owner.pid) is True
-        shared_state = self._engine.sharing.shared
-        if shared_state is None:
-            return False
-        try:
-            shared_state.stopping()
-            time.sleep(SETTLE)
-            return shared_state.serving(owner) > 0
-        except sqlite3.Error as exc:
-            logger.warning("could not tell whether the other workers stop too: %s", exc)
-            return False
+        """On SIGTERM: whether this worker stops alone (see ``shutdown.stops_alone``)."""
+        return stops_alone(self._engine.sharing.shared)
 
     def install_shutdown_delay(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Wrap this process's SIGTERM handler (see shutdown.py), where configured."""

@@ -31,11 +31,16 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
+
+from health_middleware.instance import master
+from health_middleware.instance.database import SharedState
 
 logger = logging.getLogger("health_middleware")
 
@@ -167,3 +172,33 @@ def in_gunicorn_worker() -> bool:
     the handler belongs to the arbiter, and nothing is wrapped."""
     owner = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
     return type(owner).__module__.startswith("gunicorn.workers")
+
+
+# How long a worker told to stop waits for its siblings' signals before it looks at
+# which of them stop too (a server stopping signals them all within a moment).
+SETTLE = 0.3
+
+
+def stops_alone(shared: SharedState | None) -> bool:
+    """On SIGTERM: whether this worker stops alone while its server serves on (a
+    reload replacing the workers, one worker killed), rather than with the whole
+    server. A gunicorn worker asks its arbiter's descriptors: it closes its listeners
+    before stopping the workers, and keeps them on a reload. Another worker marks
+    itself stopping in the instance's database (``shared``) and, once the server's
+    other signals have had time to arrive (``SETTLE``), looks for a worker of its
+    server that is not stopping. A process that is its own server, or cannot tell,
+    stops with its server."""
+    owner = master.current()
+    if owner.pid == os.getpid():
+        return False
+    if "gunicorn.workers.base" in sys.modules:
+        return master.shares_a_listener(owner.pid) is True
+    if shared is None:
+        return False
+    try:
+        shared.stopping()
+        time.sleep(SETTLE)
+        return shared.serving(owner) > 0
+    except sqlite3.Error as exc:
+        logger.warning("could not tell whether the other workers stop too: %s", exc)
+        return False
