@@ -20,7 +20,7 @@ from asgiref.typing import (
     Scope,
 )
 
-from health_middleware.config.callables import interface, named
+from health_middleware.config.callables import interface, named, refuse_factory
 from health_middleware.config.validation import StartError
 from health_middleware.health import Health
 from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared
@@ -51,6 +51,7 @@ class HealthMiddleware:
             raise TypeError(f"health must be a Health object, got {type(health).__name__}")
         if not callable(app):
             raise TypeError(f"app must be an ASGI application, got {type(app).__name__}")
+        refuse_factory(app, "app")
         if interface(app) == "wsgi":
             raise TypeError(
                 f"app {named(app)} is a WSGI application (it takes environ and "

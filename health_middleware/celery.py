@@ -16,14 +16,20 @@ that only imports the app, such as the web app sending tasks):
   longest task. Without a hub (transports with no event loop support, or the
   gevent/eventlet pools) the timer asks the consumer's loop to beat at its next turn.
 - **ready** (check ``celery:broker``, critical): a consumer bootstep placed after
-  Celery's ``Connection`` step says connected on ``start`` and lost on ``stop``,
-  ``shutdown`` or ``terminate`` (Celery stops every step when the connection fails,
-  then starts them again once it reconnects).
-- **A broker outage fails readiness, never liveness**: while the consumer is
-  disconnected its loop does not run (Celery is reconnecting), so the heartbeat is
-  paused from the connection's loss until it is back (it passes meanwhile). A worker
-  that never reconnects stays live and unready: readiness (and your alerts on it) is
-  where a lost broker shows.
+  Celery's ``Connection`` step says connected (at the loop's next turn after its
+  ``start``) and lost on ``stop``, ``shutdown`` or ``terminate`` (Celery stops every
+  step when the connection fails, then starts them again once it reconnects).
+- **A broker outage fails readiness**: while the consumer is disconnected its loop
+  does not run (Celery is reconnecting), so the heartbeat is paused from the
+  connection's loss until it is back (it passes meanwhile), and a worker that never
+  reconnects stays live and unready. A silent partition (packets dropped, no reset)
+  may never break Celery's own connection: the broker check also makes a round trip
+  to the broker on a connection of its own every ``health.interval`` seconds, so it
+  fails within an interval and a timeout. Where the consumer's loop itself hangs on
+  the frozen socket (the Redis transport does), the heartbeat stops and liveness fails
+  after ``max_age`` too: a restart is then the cure.
+- Ready again after a reconnection once the consumer's loop turns again (Celery
+  restarts its other steps after the connection), not as the connection is made.
 - ``worker_shutting_down`` (SIGTERM's warm shutdown, SIGQUIT, Ctrl-C): ``health.drain()``
   (readiness answers 503 ``draining`` until the process exits) and the heartbeat is
   paused (a worker finishing its tasks is not hung).
@@ -31,9 +37,12 @@ that only imports the app, such as the web app sending tasks):
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
-from health_middleware.config.validation import host_name, port_number, seconds
+from health_middleware.config.validation import StartError, host_name, port_number, seconds
 from health_middleware.engine.heartbeat import Heartbeat
 from health_middleware.health import Health
 from health_middleware.model.result import CheckResult, NoResult
@@ -59,24 +68,44 @@ STOPPING = "the worker is shutting down"
 class _Worker:
     """What the probes know of this process's worker (written on its main thread)."""
 
-    def __init__(self, beat: Heartbeat) -> None:
+    def __init__(self, beat: Heartbeat, reach: Callable[[], None], every: float) -> None:
         self.beat = beat
+        self.reach = reach  # a round trip to the broker on a connection of its own
+        self.reach_every = every  # seconds between two round trips
+        self.reach_due = 0.0  # time.monotonic() of the next round trip
+        self.unreached: str | None = None  # why the last round trip failed
         self.connected: bool | None = None  # None: never connected in this process
+        self.resumed = False  # the Connection step has started: connected at the next turn
         self.ready = False  # worker_ready has been sent
         self.queued = False  # a beat waits for the loop's next turn (no hub)
         self.stopping = False  # worker_shutting_down has been sent
 
     async def broker(self) -> CheckResult | NoResult:
+        """Connected as Celery sees it (read every run), and the broker answering a
+        connection of this check's own every ``reach_every`` seconds (a silent
+        partition may never reset Celery's own connection)."""
         connected = self.connected
         if connected is None:
             return NoResult(NEVER_CONNECTED)
-        if connected:
-            return CheckResult("pass")
-        return CheckResult("fail", output=STOPPING if self.stopping else DISCONNECTED)
+        if not connected:
+            return CheckResult("fail", output=STOPPING if self.stopping else DISCONNECTED)
+        if time.monotonic() >= self.reach_due:
+            self.reach_due = time.monotonic() + self.reach_every
+            try:
+                await asyncio.to_thread(self.reach)
+                self.unreached = None
+            except Exception as exc:
+                self.unreached = type(exc).__name__
+        if self.unreached is not None:
+            return CheckResult("fail", output=f"the broker does not answer: {self.unreached}")
+        return CheckResult("pass")
 
     def tick(self) -> None:
-        """On the consumer's loop: it made progress."""
+        """On the consumer's loop: it made progress (and, after the Connection step
+        has started again, it consumes again: connected)."""
         self.queued = False
+        if self.resumed:
+            self.resumed, self.connected = False, True
         if self.ready and self.connected:
             self.beat()
 
@@ -108,10 +137,18 @@ def instrument(
     def on_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app or found:
             return
-        worker = _Worker(health.heartbeat(CONSUMER_CHECK, max_age=max_age))
+        reach, beat = _reach(app, health.timeout), health.heartbeat(CONSUMER_CHECK, max_age=max_age)
+        worker = _Worker(beat, reach, health.interval)
         health.add_check(BROKER_CHECK, worker.broker, interval=every, scope="process")
         found.append(worker)
-        health.serve(port, host)
+        try:
+            health.serve(port, host)
+        except (StartError, ValueError) as exc:
+            # Celery's signals swallow an Exception; a worker whose health port cannot
+            # be had must not consume unseen: SystemExit stops it, saying why.
+            raise SystemExit(
+                f"health_middleware: the worker cannot serve its health: {exc}"
+            ) from None
 
     def on_ready(sender: Any = None, **_: Any) -> None:
         if found and getattr(sender, "app", None) is app:
@@ -138,9 +175,7 @@ def instrument(
             if not found:
                 return
             worker = found[0]
-            worker.connected = True
-            if worker.ready:
-                worker.beat()  # reconnected: the loop turns again from here
+            worker.resumed = True  # connected at the loop's next turn: it consumes then
             if consumer.hub is not None:  # the loop's own timer: it fires on the loop
                 self.entry = consumer.hub.call_repeatedly(every, worker.tick)
             else:  # a timer thread: ask the loop to beat at its next turn
@@ -165,3 +200,23 @@ def instrument(
     signals.worker_init.connect(on_init, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
+
+
+def _reach(app: Any, timeout: float) -> Callable[[], None]:
+    """A round trip to ``app``'s broker on a connection of its own, bounded by most of
+    ``timeout`` (it fails cleanly before the check's own timeout)."""
+    within = timeout * 0.75
+    options = {"socket_timeout": within, "socket_connect_timeout": within, "max_retries": 0}
+
+    def reach() -> None:
+        connection = app.connection_for_write(
+            connect_timeout=within, transport_options=options, heartbeat=0
+        )
+        try:  # once, no back-off: the next run is the retry
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=within
+            )
+        finally:
+            connection.release()
+
+    return reach

@@ -30,7 +30,10 @@ open ``Watch`` also wakes when the snapshot would expire, so an expiry is sent w
 publish. It ends when the client cancels or the server stops. On a synchronous
 ``grpc.server`` each open ``Watch`` holds one of the server's threads for as long as it
 is open (grpcio's sync API streams from a blocking iterator), so ``HealthServicer``
-accepts at most ``max_watches`` at once (``RESOURCE_EXHAUSTED`` past it); on
+accepts at most ``max_watches`` at once and answers another ``UNIMPLEMENTED``: the
+health-checking protocol tells a client to treat the server as healthy then and stop
+watching (client-side health checking fails open), where another code would mark a
+healthy server down; and ``Check``, the kubelet's probe, always finds a thread. On
 ``grpc.aio`` a ``Watch`` is a coroutine.
 
 The refresher: a gRPC server has no HTTP face to start it, so the first call to a
@@ -221,7 +224,7 @@ class _Servicer:
 
     def _too_many(self, context: Any, fix: str) -> None:
         details = f"too many open Watch streams (max_watches={self.max_watches}){fix}"
-        _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+        _refuse(context, grpc.StatusCode.UNIMPLEMENTED, details)
 
     def _answer(self, service: str, snapshot: Snapshot, context: Any) -> Any:
         """Check's answer: ``service``'s status now, or NOT_FOUND for an unknown one."""
@@ -238,11 +241,12 @@ class HealthServicer(_Servicer):
     snapshot. Register it with ``health_pb2_grpc.add_HealthServicer_to_server``.
 
     Each open ``Watch`` holds one of the server's threads until the client cancels or
-    the server stops: at most ``max_watches`` are open at once (another is refused
-    with ``RESOURCE_EXHAUSTED``); give the server's thread pool room for them beside
-    your own calls, or serve with ``grpc.aio`` (``AsyncHealthServicer``)."""
+    the server stops: at most ``max_watches`` are open at once (another is answered
+    ``UNIMPLEMENTED``, which tells a client to treat the server as healthy); keep it
+    below the server's ``max_workers`` by the threads your own calls and ``Check``
+    need, or serve with ``grpc.aio`` (``AsyncHealthServicer``)."""
 
-    def __init__(self, health: Health, *, max_watches: int = 4) -> None:
+    def __init__(self, health: Health, *, max_watches: int = 2) -> None:
         super().__init__(health, max_watches)
 
     def _fresh(self) -> Snapshot:

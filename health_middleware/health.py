@@ -4,13 +4,13 @@ snapshot) or the runtime (this process's refresher). See docs/architecture.md.""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, Unpack
 
+from health_middleware.config import environment
 from health_middleware.config.validation import (
     count,
     delay,
@@ -28,8 +28,10 @@ from health_middleware.config.validation import (
 from health_middleware.engine.engine import Engine
 from health_middleware.engine.heartbeat import Heartbeat, heartbeat_check
 from health_middleware.engine.registry import Listener
+from health_middleware.engine.run import run_to_completion
 from health_middleware.engine.snapshot import Snapshot
 from health_middleware.formats import Info
+from health_middleware.instance import drainfile
 from health_middleware.model.check import Check, CheckOptions
 from health_middleware.model.endpoint import ALL, normalise_path
 from health_middleware.model.report import Format, Report, Service
@@ -76,6 +78,8 @@ class Health:
         self.wait_first_round = flag("wait_first_round", wait_first_round)
         token = None if details_token is None else valid_token(details_token, "details token")
         marker = None if drain_file is None else drain_path("drain_file", drain_file)
+        if marker is not None:
+            drainfile.warn_if_shared(marker)
         self.interval = period("interval", interval)
         self.timeout = period("timeout", timeout)
         # The refresher publishes each second: a snapshot must outlive two ticks.
@@ -235,7 +239,12 @@ class Health:
             self._register(check)
 
     def _watch(
-        self, watch: object, interval: object, misses: object, probe_port: int | None
+        self,
+        watch: object,
+        interval: object,
+        misses: object,
+        probe_port: int | None,
+        what: str = "watch",
     ) -> tuple[Watch, Check]:
         return watch_check(
             watch,
@@ -245,13 +254,14 @@ class Health:
             live_path=self._root + "/live",
             registered=[state.check.name for state in self.registry.states()],
             defaults=(self.interval, self.timeout),
+            what=what,
         )
 
     def _watch_from_environment(self, target: str) -> Watch:
         """``HEALTH_MIDDLEWARE_WATCH``'s watch (default interval and misses), its check
         registered: the runtime takes it as it starts."""
         port = self.runtime.listen_address[1] if self.runtime.listen_address else None
-        watcher, check = self._watch(target, 5.0, 3, port)
+        watcher, check = self._watch(target, 5.0, 3, port, environment.WATCH)
         self._register(check)
         return watcher
 
@@ -325,7 +335,7 @@ class Health:
         an event loop and threads of its own, and return the full report of these
         runs: for a command line or a deploy gate. What this process serves is left
         alone. Call it where no event loop runs (else ``await run_once_async()``)."""
-        return asyncio.run(self.run_once_async())
+        return run_to_completion(self.run_once_async())
 
     async def run_once_async(self) -> Report:
         """``run_once`` on the running loop (async checks run on it)."""

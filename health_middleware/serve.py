@@ -64,6 +64,12 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
     if not callable(app):
         raise TypeError(f"app {target!r} is a {type(app).__name__}, not an application")
     found = interface(app)
+    if found == "factory":
+        raise TypeError(
+            f"app {target!r} takes no arguments: it looks like an app factory, not an "
+            "app; name the app it makes (package.module:app), or with uvicorn run your "
+            "own factory with --factory"
+        )
     if found not in ("unknown", expected):
         other = "asgi" if expected == "wsgi" else "wsgi"
         raise TypeError(

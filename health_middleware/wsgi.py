@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from health_middleware.config.callables import interface, named
+from health_middleware.config.callables import interface, named, refuse_factory
 from health_middleware.health import Health
 from health_middleware.process.shutdown import in_gunicorn_worker
 from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared
@@ -36,6 +36,7 @@ class WSGIHealthMiddleware:
             raise TypeError(f"health must be a Health object, got {type(health).__name__}")
         if not callable(app):
             raise TypeError(f"app must be a WSGI application, got {type(app).__name__}")
+        refuse_factory(app, "app")
         if interface(app) == "asgi":
             raise TypeError(
                 f"app {named(app)} is an ASGI application (async, or an ASGI 2 class): "
@@ -50,7 +51,7 @@ class WSGIHealthMiddleware:
             # --preload): start now, on the worker's main thread, as the hook does, so
             # SIGTERM can be wrapped (a gthread worker serves on other threads), the
             # probe port opens, and the first probe finds the instance's answer.
-            self._runtime.start_in_thread()
+            self._runtime.start_in_thread(early=True)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

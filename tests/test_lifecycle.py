@@ -75,7 +75,7 @@ async def test_before_the_first_round() -> None:
     await poll(app, "/health", lambda r: "live-one" in r.json()["checks"])
     assert await all_paths(app) == {"health": 503, "live": 200, "ready": 503, "started": 503}
     doc = (await call(app, "/health")).json()
-    assert doc["output"] == "starting: 1 of 2 checks have not completed yet"
+    assert doc["output"] == "starting: 1 of 2 checks have not completed yet: slow"
     release.set()
     await poll(app, "/health/started", lambda r: r.status == 200)
     assert await all_paths(app) == {"health": 200, "live": 200, "ready": 200, "started": 200}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from health_middleware.checks._common import (
 )
 from health_middleware.config.callables import makes_check
 from health_middleware.config.validation import seconds
+from health_middleware.engine.stalls import within
 from health_middleware.model.result import CheckResult
 
 
@@ -76,7 +76,7 @@ def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) ->
 
         async def check() -> CheckResult:
             started = time.perf_counter()
-            async with asyncio.timeout(timeout), engine.connect() as connection:
+            async with within(timeout), engine.connect() as connection:
                 await connection.execute(statement)
             return elapsed(started)
 
@@ -104,7 +104,7 @@ def postgres(target: Any, *, timeout: float = 1.0) -> Check:
 
         async def check() -> CheckResult:
             started = time.perf_counter()
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
                 try:
                     await connection.execute("SELECT 1")
@@ -118,7 +118,7 @@ def postgres(target: Any, *, timeout: float = 1.0) -> Check:
 
         async def check_pool() -> CheckResult:
             started = time.perf_counter()
-            async with asyncio.timeout(timeout), target.connection(timeout=timeout) as conn:
+            async with within(timeout), target.connection(timeout=timeout) as conn:
                 await conn.execute("SELECT 1")
             return elapsed(started)
 
@@ -172,7 +172,7 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
 
         async def check_client() -> CheckResult:
             started = time.perf_counter()
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 await target.ping()
             return elapsed(started)
 
@@ -192,7 +192,7 @@ def redis(target: Any, *, timeout: float = 1.0) -> Check:
             url, socket_connect_timeout=timeout, socket_timeout=timeout
         )
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 await client.ping()
         finally:
             await client.aclose()
@@ -224,7 +224,7 @@ def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Chec
         async def check_pool() -> CheckResult:
             started = time.perf_counter()
             async with (
-                asyncio.timeout(timeout),
+                within(timeout),
                 target.acquire() as connection,
                 connection.cursor() as cursor,
             ):
@@ -241,7 +241,7 @@ def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Chec
         started = time.perf_counter()
         connection = None
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 connection = await aiomysql.connect(
                     **options, connect_timeout=timeout, autocommit=True
                 )
@@ -265,7 +265,7 @@ def memcached(host: str = "127.0.0.1", port: int = 11211, *, timeout: float = 1.
 
     async def check() -> CheckResult:
         started = time.perf_counter()
-        async with asyncio.timeout(timeout), closing_stream(host, port) as (reader, writer):
+        async with within(timeout), closing_stream(host, port) as (reader, writer):
             writer.write(b"version\r\n")
             reply = await reader.readline()
         if not reply.startswith(b"VERSION "):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import ssl as _ssl
 import time
@@ -22,6 +21,7 @@ from health_middleware.checks._common import (
 )
 from health_middleware.config.callables import makes_check
 from health_middleware.config.validation import seconds
+from health_middleware.engine.stalls import within
 from health_middleware.model.result import CheckResult
 
 
@@ -74,7 +74,7 @@ def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check
     async def check() -> CheckResult:
         started = time.perf_counter()
         if not isinstance(target, str):
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 await round_trip(target)
             return elapsed(started)
         connection = client_module.Client()
@@ -84,7 +84,7 @@ def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check
             errors.append(error)
 
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 try:
                     # max_reconnect_attempts=0 would mean "try forever" to nats-py: a
                     # refused server would wait out the timeout. 1 with no wait between
@@ -114,7 +114,7 @@ async def _close_nats(connection: Any, timeout: float) -> None:
     # was never made (a refused server): its transport has no writer, so there is no
     # socket to close, and the refusal, not this, is what the run reports.
     try:
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             await connection.close()
     except (TimeoutError, OSError, AttributeError):
         pass
@@ -179,7 +179,7 @@ def mqtt(
         started = time.perf_counter()
         client_id = f"health-middleware-{secrets.token_hex(6)}"
         async with (
-            asyncio.timeout(timeout),
+            within(timeout),
             closing_stream(host, port, ssl=ssl) as (
                 reader,
                 writer,

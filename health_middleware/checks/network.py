@@ -21,6 +21,7 @@ from health_middleware.checks._common import (
 )
 from health_middleware.config.callables import makes_check
 from health_middleware.config.validation import positive, seconds
+from health_middleware.engine.stalls import within
 from health_middleware.model.result import CheckResult
 
 
@@ -32,12 +33,12 @@ def tcp(host: str, port: int, *, timeout: float = 1.0) -> Check:
 
     async def check() -> CheckResult:
         started = time.perf_counter()
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             _, writer = await asyncio.open_connection(host, port)
         elapsed = ms(started)
         writer.close()
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 await writer.wait_closed()
         except (OSError, TimeoutError):
             pass
@@ -164,7 +165,7 @@ def tls_certificate(
     async def check() -> CheckResult:
         try:
             async with (
-                asyncio.timeout(timeout),
+                within(timeout),
                 closing_stream(
                     host, port, ssl=tls, server_hostname=name, ssl_handshake_timeout=timeout
                 ) as (_, writer),

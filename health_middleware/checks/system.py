@@ -68,11 +68,21 @@ def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> C
     return typed(check, "system", "process")
 
 
+MAX_LAG = 60.0  # seconds: a threshold above it is a unit mistake (milliseconds)
+
+
 @makes_check("checks.event_loop_lag()")
 def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01) -> Check:
-    """How late the event loop wakes from a short sleep, in ms: under ASGI it runs on
-    the app's loop, so a wedged or overloaded worker shows here (tag it ``live``)."""
+    """How late the event loop wakes from a short sleep, reported in ms: under ASGI it
+    runs on the app's loop, so a wedged or overloaded worker shows here (tag it
+    ``live``). ``warn``, ``fail`` and ``sample`` are in seconds (0.1 is 100 ms)."""
     warn, fail, sample = seconds("warn", warn), seconds("fail", fail), seconds("sample", sample)
+    for name, value in (("warn", warn), ("fail", fail)):
+        if value > MAX_LAG:
+            raise ValueError(
+                f"{name}={value:g} is seconds, not milliseconds: a loop {value:g} s late "
+                f"could never be seen within a check's timeout; e.g. {name}={value / 1000:g}"
+            )
     ordered(("warn", warn), ("fail", fail))
 
     async def check() -> CheckResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import ssl
 import time
@@ -23,6 +22,7 @@ from health_middleware.checks._common import (
 )
 from health_middleware.config.callables import makes_check
 from health_middleware.config.validation import seconds
+from health_middleware.engine.stalls import within
 from health_middleware.model.result import CheckResult
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -94,7 +94,7 @@ def http(
 
     async def check() -> CheckResult:
         started = time.perf_counter()
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             if client is not None:
                 response = await client.request(method, url, timeout=timeout)
             else:
@@ -138,7 +138,7 @@ def smtp(
             hostname=host, port=port, timeout=timeout, start_tls=False, tls_context=context
         )
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 await client.connect()
                 await client.ehlo()
                 if starttls:

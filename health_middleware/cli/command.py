@@ -16,12 +16,19 @@ from health_middleware.model.report import Report, Service
 INTERRUPTED = 130  # a shell's code for a command stopped by SIGINT
 
 
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+# C0 and C1 controls, and the invisible format characters that reorder or hide text
+# (bidirectional overrides and isolates, zero-width characters): shown as escapes.
+_FORMAT = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2070), 0xFEFF)
+_CONTROL = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0), *_FORMAT)
+}
 
 
 def printable(text: str) -> str:
     """``text`` safe for a terminal: control characters (escape sequences, carriage
-    returns, newlines) shown as ``\\xNN`` instead of acting on the screen."""
+    returns, newlines) and invisible format characters (bidirectional overrides)
+    shown as ``\\xNN`` / ``\\uNNNN`` instead of acting on the screen."""
     return text.translate(_CONTROL)
 
 

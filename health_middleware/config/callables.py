@@ -19,24 +19,44 @@ def is_async_callable(fn: object) -> bool:
     )
 
 
-def interface(app: object) -> Literal["asgi", "wsgi", "unknown"]:
+def interface(app: object) -> Literal["asgi", "wsgi", "factory", "unknown"]:
     """ASGI 3 apps are async callables, ASGI 2 apps classes taking a scope, WSGI apps
-    plain callables of (environ, start_response); anything else is "unknown"."""
+    plain callables of (environ, start_response); a function taking nothing is an app
+    factory (``create_app``), not an app; anything else is "unknown"."""
     if is_async_callable(app):
         return "asgi"
     try:
-        parameters = [
-            p
-            for p in inspect.signature(app).parameters.values()  # type: ignore[arg-type]
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
+        every = inspect.signature(app).parameters.values()  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "unknown"
+    parameters = [
+        p
+        for p in every
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    variadic = any(p.kind == p.VAR_POSITIONAL for p in every)
     if inspect.isclass(app) and len(parameters) == 1:
         return "asgi"  # ASGI 2: app(scope) returns the instance
     if len(parameters) == 2:
         return "wsgi"
+    if not parameters and not variadic and not inspect.isclass(app):
+        return "factory"
     return "unknown"
+
+
+def refuse_factory(app: object, what: str) -> None:
+    """Raise ``TypeError`` for an app factory given where an app is wanted: every
+    health path would pass while every request to the app fails."""
+    if interface(app) == "factory":
+        raise TypeError(
+            f"{what} {named(app)} takes no arguments: it looks like an app factory, not "
+            f"an app; call it and pass the app it returns (e.g. app = {_name(app)}())"
+        )
+
+
+def _name(obj: object) -> str:
+    name = getattr(obj, "__name__", None)
+    return name if isinstance(name, str) else "create_app"
 
 
 def named(obj: object) -> str:

@@ -28,19 +28,20 @@ class Heartbeat:
     """Call it from a work loop to say it made progress; ``pause()`` when the loop
     waits on purpose (see ``Health.heartbeat``)."""
 
-    __slots__ = ("__weakref__", "_last", "_paused", "max_age", "name")
+    __slots__ = ("__weakref__", "_began", "_last", "_paused", "max_age", "name")
 
     def __init__(self, name: str, max_age: float) -> None:
         self.name = name
         self.max_age = max_age
         self._last: float | None = None  # time.monotonic() of the last beat
+        self._began: float | None = None  # begin(): when the beats were due to start
         self._paused = False
         ref = weakref.ref(self)
 
         def forget() -> None:  # in a forked child: the parent's beats are not its own
             heartbeat = ref()
             if heartbeat is not None:
-                heartbeat._last, heartbeat._paused = None, False
+                heartbeat._last, heartbeat._began, heartbeat._paused = None, None, False
 
         os.register_at_fork(after_in_child=forget)
 
@@ -48,6 +49,12 @@ class Heartbeat:
         """Beat: the loop made progress now (and is no longer paused)."""
         self._last = time.monotonic()
         self._paused = False
+
+    def begin(self) -> None:
+        """Beats are due from now: with none within ``max_age`` the check fails
+        (otherwise a loop that never beats leaves the process "starting" for ever;
+        the main-port watch begins as it starts)."""
+        self._began = time.monotonic()
 
     def pause(self) -> None:
         """The loop waits on purpose (reconnecting to its broker, shutting down): the
@@ -64,7 +71,9 @@ class Heartbeat:
     async def check(self) -> CheckResult | NoResult:
         """The check (async: it runs on the refresher's loop, never waiting for a
         thread of the check pool that slow checks may hold)."""
-        age = self.age
+        age, began = self.age, self._began
+        if age is None and began is not None and time.monotonic() - began > self.max_age:
+            return CheckResult("fail", output=f"no beat in the {self.max_age:g} s since it began")
         if age is None:
             return NoResult(NOT_BEATEN)
         observed = round(age, 3)

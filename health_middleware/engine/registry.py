@@ -154,23 +154,31 @@ class Registry:
                 raise ValueError(f"an endpoint at {config.path!r} already exists")
             self.prestop = config
 
-    def refuse_unknown_groups(self) -> None:
-        """Raise ``StartError`` for an endpoint whose group is neither a built-in one
-        nor a tag some check carries: it would count no check and pass for ever.
-        Asked at start, not when the endpoint is made: checks may be registered after."""
+    def unknown_groups(self) -> list[str]:
+        """What is wrong with each endpoint whose group is neither a built-in one nor
+        a tag some check carries: it counts no check (and answers 503 saying so,
+        ``model.endpoint.evaluate``). Asked at start, not when the endpoint is made:
+        checks may be registered after it."""
         built_in = [ALL, LIVE, READY, STARTED]
         tags = {tag for state in self._states.values() for tag in state.check.tags}
         known = built_in + sorted(tags - set(built_in))
+        found = []
         for endpoint in self._endpoints.values():
             if endpoint.group in known:
                 continue
             close = difflib.get_close_matches(endpoint.group, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise StartError(
+            found.append(
                 f"the endpoint {endpoint.path!r} counts group {endpoint.group!r}, which no "
                 f"check carries as a tag{hint}: the known groups are {', '.join(known)}. "
                 "Tag a check with it (tags={...}) or name a known group"
             )
+        return found
+
+    def refuse_unknown_groups(self) -> None:
+        """Raise ``StartError`` for the first endpoint of ``unknown_groups``."""
+        for problem in self.unknown_groups():
+            raise StartError(problem)
 
     # -- callbacks -------------------------------------------------------------------
 

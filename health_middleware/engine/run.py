@@ -8,19 +8,20 @@ counts the run's own time (see stalls.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 from health_middleware.engine.pool import CheckPool
 from health_middleware.engine.stalls import (
+    Held,
     Steps,
     ThreadLateness,
     gil_wait,
     gil_waits,
-    loop_lateness,
     thread_lateness,
 )
 from health_middleware.model.check import Check
@@ -38,7 +39,11 @@ logger = logging.getLogger("health_middleware")
 
 # A failed run that others held up this long (seconds) is run again, up to RERUNS times.
 HELD_UP = 0.05
-RERUNS = 2
+RERUNS = 1
+# What a timed-out run says: ours ("timeout"), or a timeout the check raised itself.
+CLOSE_WAIT = 1.0  # seconds a one-shot run's loop waits for abandoned runs to unwind
+T = TypeVar("T")
+_TIMEOUTS = frozenset({"timeout", "TimeoutError", "CancelledError"})
 
 _Ran = tuple[bool, Any]  # (raised, value or exception)
 # A sync run as its thread saw it: (raised, value or exception, started, finished,
@@ -96,17 +101,21 @@ async def run_once(
     checks on the running loop. ``track`` is given the run in flight (single-flight
     bookkeeping). A run past its timeout is abandoned: cancelled if async, left to its
     thread if sync. The timeout counts the run's own time: what another check or the
-    app held from it (the loop, the GIL) is credited back (see stalls.py), and a run
-    that fails after being held up that long is no verdict on the check (its own
-    timeouts inside were fooled too): it runs again at once, up to ``RERUNS`` times.
-    The refresher's runs and ``Health.run_once`` both come here."""
+    app held from it is credited back (see stalls.py): the loop, one more timeout at
+    most, so a hung dependency still fails within twice its timeout however busy the
+    loop; the GIL (nothing could run at all), in full; and a
+    run that timed out after being held up that long is no verdict on the check (its
+    own timeouts inside were fooled too): it runs again at once, ``RERUNS`` time. An
+    error is a verdict, however long the run was held up. The refresher's runs and
+    ``Health.run_once`` both come here."""
     attempt = 0
     while True:
         if check.is_async:
             outcome, held = await _run_async(check, track)
         else:
             outcome, held = await _run_sync(check, pool, queued_within, track)
-        if outcome.status != "fail" or held < HELD_UP or attempt == RERUNS:
+        timed_out = outcome.status == "fail" and outcome.output in _TIMEOUTS
+        if not timed_out or held < HELD_UP or attempt == RERUNS:
             return outcome
         attempt += 1
         logger.debug(
@@ -126,12 +135,12 @@ def _convert(raised: bool, value: Any, now: float, duration: float) -> Outcome:
 
 async def _run_async(check: Check, track: Callable[[Inflight], object]) -> tuple[Outcome, float]:
     """One run on this loop: its outcome, and how long others held it up."""
-    lateness = loop_lateness(asyncio.get_running_loop())
+    held = Held(asyncio.get_running_loop(), check.timeout)
     steps = Steps()
-    started, mark = time.monotonic(), lateness.enter()
+    started = time.monotonic()
 
-    def credit() -> float:  # the loop held by others during this run
-        return max(0.0, lateness.since(mark) - steps.spent)
+    def credit() -> float:  # what others held from this run
+        return held.credit(steps.spent)
 
     work = asyncio.ensure_future(_call_async(check.fn, steps))
     track(work)
@@ -146,7 +155,7 @@ async def _run_async(check: Check, track: Callable[[Inflight], object]) -> tuple
         raise
     finally:
         taken = credit()
-        lateness.leave()
+        held.close()
     duration = max(0.0, time.monotonic() - started - taken)
     now = time.time()
     if steps.spent > check.timeout:
@@ -154,7 +163,7 @@ async def _run_async(check: Check, track: Callable[[Inflight], object]) -> tuple
         # (credited above) do not.
         _abandon(work)
         return blocked(check.timeout, steps.spent, now, duration), taken
-    if not work.done():
+    if not work.done() or duration > check.timeout:  # not done, or done past its timeout
         _abandon(work)
         return from_timeout(check.timeout, now, duration), taken
     if work.cancelled():
@@ -206,3 +215,29 @@ async def _run_sync(
         return not_started(pool.max_threads, waited, now), 0.0
     _abandon(work)
     return from_timeout(check.timeout, now, waited), 0.0
+
+
+def run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a loop of its own (as ``asyncio.run`` does) and close the
+    loop after a bounded wait: a run abandoned past its timeout that resists being
+    cancelled (a driver that swallows ``CancelledError``) is left behind rather than
+    waited for, where ``asyncio.run`` would wait for ever."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        try:
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.wait(left, timeout=CLOSE_WAIT))
+            for task in left:
+                if not task.done():  # abandoned: not worth a warning at exit
+                    with contextlib.suppress(AttributeError):
+                        task._log_destroy_pending = False  # type: ignore[attr-defined]
+            loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), CLOSE_WAIT))
+        except (TimeoutError, RuntimeError):
+            pass
+        finally:
+            loop.close()

@@ -31,12 +31,14 @@ that held the loop or the GIL past its own timeout is the one that fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import resource
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 TICK = 0.02  # seconds between wake-ups while runs are in flight
@@ -153,14 +155,15 @@ class ThreadLateness(Lateness):
 
 def gil_waits(native_id: int | None = None) -> int | None:
     """How many times a thread has woken up to ask for the GIL, more or less: its
-    voluntary context switches (Linux ``/proc``; the calling thread, or the thread of
-    this process with ``native_id``); None where they cannot be read. Multiplied by
-    ``sys.getswitchinterval()``, a count's growth estimates the time it waited."""
-    path = (
-        "/proc/thread-self/status" if native_id is None else f"/proc/self/task/{native_id}/status"
-    )
+    voluntary context switches (the calling thread's from ``getrusage``, or those of
+    this process's thread ``native_id`` from Linux's ``/proc``); None where they cannot
+    be read. Multiplied by ``sys.getswitchinterval()``, a count's growth estimates the
+    time it waited."""
+    if native_id is None and _RUSAGE_THREAD is not None:
+        return resource.getrusage(_RUSAGE_THREAD).ru_nvcsw
+    thread = "thread-self" if native_id is None else f"self/task/{native_id}"
     try:
-        with open(path, "rb") as status:
+        with open(f"/proc/{thread}/status", "rb") as status:
             for line in status:
                 if line.startswith(b"voluntary_ctxt_switches:"):
                     return int(line.split()[1])
@@ -169,12 +172,16 @@ def gil_waits(native_id: int | None = None) -> int | None:
     return None
 
 
+_RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
+
+
 def gil_wait(before: int | None, after: int | None) -> float:
     """The time a thread waited for the GIL between two ``gil_waits`` counts (0 where
-    either is unknown)."""
+    either is unknown). One wake-up is not counted: a thread that blocked once (a
+    sleep, a read) and took the GIL back at once switched once without waiting."""
     if before is None or after is None:
         return 0.0
-    return max(0, after - before) * sys.getswitchinterval()
+    return max(0, after - before - 1) * sys.getswitchinterval()
 
 
 _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLateness] = (
@@ -204,7 +211,8 @@ def thread_lateness() -> ThreadLateness:
 class Steps:
     """The time an ``async def`` check's own steps take on the loop: ``await
     steps.run(fn)`` calls ``fn()`` and awaits what it returns step by step, adding
-    each step's duration (the call included) to ``spent``."""
+    each step's duration (the call included), less its waits for the GIL, to
+    ``spent``."""
 
     __slots__ = ("spent",)
 
@@ -215,24 +223,24 @@ class Steps:
         return _Stepped(self, fn)
 
     def _drive(self, fn: Callable[[], Awaitable[Any]]) -> Generator[Any, Any, Any]:
-        started = time.monotonic()
+        started, waits = time.monotonic(), gil_waits()
         try:
             iterator = fn().__await__()
         finally:
-            self.spent += time.monotonic() - started
+            self._count(started, waits)
         send, throw = getattr(iterator, "send", None), getattr(iterator, "throw", None)
         if send is None or throw is None:  # an awaitable that cannot be stepped into
             return (yield from iterator)
         value: Any = None
         error: BaseException | None = None
         while True:
-            started = time.monotonic()
+            started, waits = time.monotonic(), gil_waits()
             try:
                 yielded = send(value) if error is None else throw(error)
             except StopIteration as stop:
                 return stop.value
             finally:
-                self.spent += time.monotonic() - started
+                self._count(started, waits)
             try:
                 value, error = (yield yielded), None
             except GeneratorExit:
@@ -243,6 +251,14 @@ class Steps:
             except BaseException as exc:  # a cancellation, or an error thrown in
                 value, error = None, exc
 
+    def _count(self, started: float, waits: int | None) -> None:
+        """Add a step's time, less what it spent waiting for the GIL another thread
+        held (that is not the check's own doing)."""
+        took = time.monotonic() - started
+        if took > TICK:  # a long step: did it run, or wait for the GIL?
+            took = max(0.0, took - gil_wait(waits, gil_waits()))
+        self.spent += took
+
 
 class _Stepped:
     __slots__ = ("_fn", "_steps")
@@ -252,3 +268,55 @@ class _Stepped:
 
     def __await__(self) -> Generator[Any, Any, Any]:
         return self._steps._drive(self._fn)
+
+
+class Held:
+    """The time others held what an async run needs, since it began: the event loop
+    alone (the app's or another check's blocking code, the GIL free), credited up to
+    ``cap`` (a loop held for ever must not keep a hung check green), and the whole
+    process (the GIL held, no thread running: nothing could be observed then), credited
+    in full. Call ``close`` when the run ends."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, cap: float) -> None:
+        self._loop, self._threads = loop_lateness(loop), thread_lateness()
+        self._cap = cap
+        self._loop_mark, self._thread_mark = self._loop.enter(), self._threads.enter()
+
+    def credit(self, own: float = 0.0) -> float:
+        """The credit, ``own`` (the run's own steps on the loop) left out."""
+        held = self._loop.since(self._loop_mark)
+        frozen = min(held, self._threads.since(self._thread_mark))
+        return max(0.0, min(self._cap, held - frozen) + frozen - own)
+
+    def close(self) -> None:
+        self._loop.leave()
+        self._threads.leave()
+
+
+@contextlib.asynccontextmanager
+async def within(seconds: float) -> AsyncIterator[None]:
+    """``asyncio.timeout(seconds)`` counting the run's own time only: while others
+    hold the loop or the GIL, the deadline moves by as much (see ``Held``). The
+    built-in checks bound their I/O with it, so a check held up by another's blocking
+    does not time out inside for it."""
+    loop = asyncio.get_running_loop()
+    held = Held(loop, seconds)
+    started = time.monotonic()
+    handle: asyncio.TimerHandle | None = None
+    try:
+        async with asyncio.timeout(None) as bound:
+
+            def look() -> None:
+                nonlocal handle
+                left = started + seconds + held.credit() - time.monotonic()
+                if left <= 0:
+                    bound.reschedule(loop.time())  # expire now
+                else:
+                    handle = loop.call_later(left, look)
+
+            handle = loop.call_later(seconds, look)
+            yield
+    finally:
+        if handle is not None:
+            handle.cancel()
+        held.close()

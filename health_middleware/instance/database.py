@@ -282,16 +282,16 @@ class SharedState:
                 (me.pid, me.started),
             )
 
-    def serving(self, server: Instance) -> int:
-        """How many live workers of ``server`` other than this process are not stopping
+    def workers(self, server: Instance) -> dict[int, bool]:
+        """The workers of ``server`` recorded here, each with whether it is stopping
         (the server's own record is not a worker)."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT pid, started FROM processes WHERE server_pid = ? AND server_started = ? "
-                "AND stopping = 0 AND pid NOT IN (?, ?)",
-                (server.pid, server.started, os.getpid(), server.pid),
+                "SELECT pid, stopping FROM processes WHERE server_pid = ? AND server_started = ? "
+                "AND pid <> ?",
+                (server.pid, server.started, server.pid),
             ).fetchall()
-        return sum(Instance(int(pid), str(started)).alive() for pid, started in rows)
+        return {int(pid): bool(stopping) for pid, stopping in rows}
 
 
 def transient(error: sqlite3.Error) -> bool:

@@ -35,17 +35,21 @@ class Instance:
     def alive(self) -> bool:
         if self.pid <= 0:  # 0 and negative pids address process groups, not a process
             return False
+        another_users = False
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
         except PermissionError:
-            pass  # it exists, as another user's process
+            another_users = True  # it exists, as another user's process
         except (OverflowError, ValueError, OSError):
             return False
         started = start_time(self.pid)
-        if not started and os.path.isdir("/proc"):
-            return False  # where start times exist, a process without one is gone
+        if not started:
+            # Another user's process may be hidden from this one (/proc mounted with
+            # hidepid): it exists, and its start time cannot be compared. Else, where
+            # start times exist, a process without one is gone.
+            return another_users or not os.path.isdir("/proc")
         return started == self.started
 
 
@@ -73,19 +77,39 @@ def current() -> Instance:
     return Instance(pid, start_time(pid))
 
 
-def shares_a_listener(pid: int) -> bool | None:
-    """Whether process ``pid`` (a worker's master) still holds a listening socket that
-    this process holds too; None where that cannot be told (no /proc, ``pid``'s
-    descriptors unreadable, or this process listens on nothing). gunicorn's arbiter
-    closes its listeners before it stops its workers, and keeps them when it replaces
-    them (a reload) or loses one: so a worker told to stop tells which it is."""
+def listening_sockets() -> set[int]:
+    """The inodes of the listening sockets this process holds (none where /proc
+    cannot be read)."""
     try:
-        listening = _listening_inodes() & _socket_inodes("self")
-        if not listening:
-            return None
-        return bool(listening & _socket_inodes(str(pid)))
+        return _listening_inodes() & _socket_inodes("self")
     except OSError:
-        return None
+        return set()
+
+
+def holders(sockets: set[int]) -> dict[int, int]:
+    """The other processes holding any of ``sockets`` open, as ``{pid: parent pid}``:
+    every process whose descriptors this one may read (its own user's, or all as
+    root); the others are not seen."""
+    found: dict[int, int] = {}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if _socket_inodes(entry) & sockets:
+                found[int(entry)] = parent_of(int(entry))
+        except OSError:  # another user's, or gone meanwhile
+            continue
+    return found
+
+
+def parent_of(pid: int) -> int:
+    """The parent of process ``pid`` (0 where unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _socket_inodes(pid: str) -> set[int]:

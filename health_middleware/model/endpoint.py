@@ -19,6 +19,8 @@ from health_middleware.model.report import (
 )
 from health_middleware.model.status import Status, aggregate
 
+SHOWN = 5  # checks not completed yet, named in a full report
+
 # Built-in groups; any other group name selects the checks carrying that tag.
 ALL, LIVE, READY, STARTED = "all", "live", "ready", "started"
 
@@ -130,13 +132,17 @@ def evaluate(endpoint: Endpoint, states: Iterable[CheckState], draining: bool) -
 
     if draining and endpoint.drain:
         return report("fail", DRAINING, "draining")
+    if not counted and endpoint.group not in (ALL, LIVE, READY, STARTED):
+        # A group no check carries (a typo, or a check never registered): it must not
+        # pass with nothing counted.
+        return report("fail", f"no check carries the tag {endpoint.group!r}")
     pending = len(counted) - len(done)
     if pending and endpoint.group != LIVE:
-        return report(
-            "fail",
-            f"starting: {pending} of {len(counted)} checks have not completed yet",
-            "starting",
-        )
+        output = f"starting: {pending} of {len(counted)} checks have not completed yet"
+        if endpoint.details:  # the full report names them (a probe's body stays stable)
+            waiting = [s.check.name for s in counted if s.reported is None]
+            output += ": " + ", ".join(waiting[:SHOWN]) + (", ..." if pending > SHOWN else "")
+        return report("fail", output, "starting")
     if endpoint.group == STARTED:
         return report("pass", None)
     # In the full report a non-critical failure degrades to warn; in a probe or tag

@@ -66,7 +66,14 @@ from typing import Any
 
 from health_middleware.config.validation import StartError
 from health_middleware.engine.engine import Engine
-from health_middleware.process.protocol import Head, encode, space_before_colon, target
+from health_middleware.process.protocol import (
+    Head,
+    encode,
+    malformed_fields,
+    target,
+    valid_host,
+    valid_length,
+)
 from health_middleware.process.watch import Watch
 from health_middleware.web.response import prepare
 
@@ -250,17 +257,19 @@ class ProbeListener:
             return False
         headers = parsed.headers
         lengths = headers.get_all("Content-Length") or []
-        hosts = len(headers.get_all("Host") or [])
+        hosts = headers.get_all("Host") or []
         if (
             len(lengths) > 1
-            or any(not value.strip().isdigit() for value in lengths)
-            or hosts > 1
-            or (hosts == 0 and version == "HTTP/1.1")
-            or space_before_colon(head)
+            or not all(valid_length(value) for value in lengths)
+            or len(hosts) > 1
+            or (not hosts and version == "HTTP/1.1")
+            or not all(valid_host(host) for host in hosts)
+            or malformed_fields(head)
         ):
             # Two lengths, or one that is no number: the body's end cannot be known.
-            # No Host in HTTP/1.1, or two in any version (RFC 9112 section 3.2), and
-            # whitespace between a field's name and its colon (section 5.1): a 400.
+            # No Host in HTTP/1.1, two in any version, or one that names no host
+            # (RFC 9112 section 3.2), and a field that is not "token: value" (section
+            # 5.1, RFC 9110 section 5.5): a 400.
             await self._refuse(reader, writer, encode(BAD_REQUEST, BAD_REQUEST.body, False, False))
             return False
         has_body = (lengths and lengths[0].strip() != "0") or "Transfer-Encoding" in headers

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -43,15 +44,38 @@ def target(raw: str) -> str:
     return unquote(raw.partition("?")[0].partition("#")[0], errors="replace")
 
 
-def space_before_colon(head: bytes) -> bool:
-    """Whether a header line of ``head`` has whitespace between the field's name and
-    its colon (RFC 9112 section 5.1: a server must answer 400). A line that starts with
-    whitespace (obsolete line folding) is left to the library's parser."""
-    for line in head.split(b"\n")[1:]:
-        name, colon, _ = line.partition(b":")
-        if colon and name[:1] not in (b" ", b"\t") and name != name.rstrip(b" \t"):
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# RFC 9110 section 7.2 (uri-host [":" port]): an IP literal, or a name of unreserved,
+# percent-encoded and sub-delim characters (RFC 3986 section 3.2.2).
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?", re.ASCII)
+_LENGTH = re.compile(r"[0-9]+", re.ASCII)
+
+
+def malformed_fields(head: bytes) -> bool:
+    """Whether a header line of ``head`` is not ``name: value`` with a token for a
+    name, nothing between the name and its colon, and no control character in the
+    value (RFC 9112 section 5.1, RFC 9110 section 5.5: a server must answer 400). A
+    line that starts with whitespace (obsolete line folding) is left to the library's
+    parser."""
+    for raw in head.split(b"\n")[1:]:
+        line = raw.rstrip(b"\r")
+        if not line or line[:1] in (b" ", b"\t"):
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
             return True
     return False
+
+
+def valid_host(value: str) -> bool:
+    """Whether a ``Host`` field's value is ``uri-host [":" port]``."""
+    return _HOST.fullmatch(value.strip()) is not None
+
+
+def valid_length(value: str) -> bool:
+    """Whether a ``Content-Length`` is a number (ASCII digits: not "+0", not "²")."""
+    return _LENGTH.fullmatch(value.strip()) is not None
 
 
 def encode(response: Prepared, body: bytes, keep: bool, http10: bool) -> bytes:

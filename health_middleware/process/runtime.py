@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import sqlite3
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from health_middleware.config import environment
+from health_middleware.config.validation import StartError
 from health_middleware.engine.engine import Engine
 from health_middleware.engine.pool import CheckPool
 from health_middleware.engine.refresher import Refresher
@@ -32,6 +34,8 @@ from health_middleware.process.watch import Watch
 logger = logging.getLogger("health_middleware")
 
 ONCE_THREADS = 64
+# How long after an early start (see _new_refresher) the set-up is checked.
+SETUP_GRACE = 1.0
 # the most threads a one-shot run of every check uses
 
 
@@ -74,6 +78,8 @@ class Runtime:
         )
         self._lock = threading.Lock()
         self._joined = -1  # the pid that has joined its instance's shared state
+        self._setup_checked = -1  # the pid whose set-up has been checked
+        self.alone = False  # serve(): this process is a server instance of its own
         self.running: Running | None = None
         self.listen_address: tuple[str, int] | None = None  # Health.listen's wish
         self.watch: Watch | None = None  # the main port, watched from the probe port
@@ -96,13 +102,40 @@ class Runtime:
             if self.running is not None and self.running.alive():
                 self._open_probe_port()
 
+    def server(self) -> instance.Instance:
+        """The server instance this process belongs to: its master's (a worker of
+        gunicorn or of a ``multiprocessing`` parent), else its own; always its own for
+        a process that serves its port itself (``serve``: a consumer started by a
+        supervisor is no worker of it, and shares nothing unless ``instance=``)."""
+        if self.alone:
+            me = os.getpid()
+            return instance.Instance(me, instance.start_time(me))
+        return instance.current()
+
     def serve(self, host: str, port: int) -> None:
         """A process with no web app: record the probe port (as ``listen``; the same
         one again is one wish) and start this process's refresher on a thread of its
-        own, unless one runs (then only the port opens)."""
+        own, unless one runs (then only the port opens). The process is a server
+        instance of its own (see ``server``)."""
+        self.alone = True
         if self.listen_address != (host, port):
             self.listen(host, port)
-        self.start_in_thread()
+        try:
+            self.start_in_thread()
+        except ListenError:
+            if multiprocessing.parent_process() is None:
+                raise
+            # A pool's child re-running its parent's module (spawn, forkserver): the
+            # port is the parent's. Raising would kill the child, and the pool would
+            # start another for ever.
+            logger.warning(
+                "serve(): the port %s:%s is taken, and this process is a multiprocessing "
+                "child (likely of the process serving it): it serves nothing; call "
+                'serve() under `if __name__ == "__main__":`',
+                host,
+                port,
+            )
+            return
         with self._lock:
             if self.running is not None and self.running.alive():
                 self._open_probe_port()  # a refresher that already ran on an app's loop
@@ -116,7 +149,10 @@ class Runtime:
         watching = None if self.watch is None else (self.watch.host, self.watch.port)
         self.listen_address, target = environment.probe_port(self.listen_address, watching)
         if target is not None and self.watch is None and self.watch_from is not None:
-            self.watch = self.watch_from(f"{target[0]}:{target[1]}")
+            try:
+                self.watch = self.watch_from(f"{target[0]}:{target[1]}")
+            except (TypeError, ValueError) as exc:
+                raise StartError(str(exc)) from None
         self._variables_read = True
 
     def _open_probe_port(self) -> None:
@@ -126,13 +162,17 @@ class Runtime:
         wish, listener = self.listen_address, self.listener
         if wish is None or (listener is not None and listener.alive()):
             return
-        owner = instance.current()
+        owner = self.server()
         share = self._instance_name is not None or owner.pid != os.getpid()
         if share and self._instance_name is None and wish[1] != 0:
             try:
                 other = folder.claim_port(wish[1], owner)
-            except folder.Untrusted as exc:
-                logger.error("%s: the probe port is shared without checking its owner", exc)
+            except OSError as exc:  # untrusted, missing or not a folder
+                logger.error(
+                    "the probe port's owner cannot be recorded (%s): it is shared without "
+                    "checking that no other server serves it",
+                    exc,
+                )
                 other = None
             if other is not None:
                 raise ListenError(
@@ -180,19 +220,13 @@ class Runtime:
                 except sqlite3.Error as exc:
                     logger.warning("could not read the instance's state: %s", exc)
             environment.warn_unknown()
-            if next(engine.states(), None) is None:
-                logger.warning(
-                    "this Health has no checks: every endpoint passes whatever happens to "
-                    'the app\'s dependencies; register some with @health.check("name") '
-                    'or health.add_check("name", fn)'
-                )
         schedule = Schedule(engine.sharing.shared, self._jitter)
         return Refresher(engine, CheckPool(self._max_threads), schedule)
 
     def _shared_state(self) -> SharedState | None:
         """The instance's database: by name where the user named a shared instance,
         else where this process is a worker of a server master; None when alone."""
-        owner = instance.current()
+        owner = self.server()
         if self._instance_name is None and owner.pid == os.getpid():
             return None  # a server of one process: nothing to share
         path = "the state folder"
@@ -227,20 +261,46 @@ class Runtime:
 
     def stops_alone(self) -> bool:
         """On SIGTERM: whether this worker stops alone (see ``shutdown.stops_alone``)."""
-        return stops_alone(self._engine.sharing.shared)
+        return not self.alone and stops_alone(self._engine.sharing.shared)
 
     def install_shutdown_delay(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Wrap this process's SIGTERM handler (see shutdown.py), where configured."""
         if self._delayed_exit is not None:
             self._delayed_exit.install(loop)
 
-    def _new_refresher(self) -> Refresher | None:
+    def _check_setup(self, *, refuse: bool) -> None:
+        """Refuse (``StartError``, with ``refuse``) or log an endpoint whose group no
+        check carries, and warn of a Health with no checks; once per process."""
+        if self._setup_checked == os.getpid():
+            return
+        problems = self._engine.registry.unknown_groups()
+        if problems and refuse:
+            raise StartError(problems[0])
+        self._setup_checked = os.getpid()
+        for problem in problems:
+            logger.error("%s (it answers 503 until then)", problem)
+        if next(self._engine.states(), None) is None:
+            logger.warning(
+                "this Health has no checks: every endpoint passes whatever happens to "
+                'the app\'s dependencies; register some with @health.check("name") '
+                'or health.add_check("name", fn)'
+            )
+
+    def _new_refresher(self, early: bool = False) -> Refresher | None:
         """A refresher to start in this process, the set-up checked and the probe port
         opened first (``StartError`` where it cannot start; nothing is started then);
-        None when one runs here already (the lock is held)."""
+        None when one runs here already (the lock is held). ``early``: started as the
+        app's module is still being imported (a WSGI middleware made in a gunicorn
+        worker), where checks may yet be registered: the set-up is checked a moment
+        later, and logged rather than refused."""
         if self.running is not None and self.running.alive():
             return None
-        self._engine.registry.refuse_unknown_groups()
+        if not early:
+            self._check_setup(refuse=True)
+        elif self._setup_checked != os.getpid():
+            timer = threading.Timer(SETUP_GRACE, self._check_setup, kwargs={"refuse": False})
+            timer.daemon = True
+            timer.start()
         self._take_variables()
         self._open_probe_port()
         self._engine.publisher.activated = True
@@ -259,10 +319,11 @@ class Runtime:
         self.install_shutdown_delay(loop)
         self._engine.publisher.publish()  # valid from now: requests take the hot path
 
-    def start_in_thread(self) -> None:
-        """Start the refresher on a daemon thread with its own loop (WSGI), unless it runs."""
+    def start_in_thread(self, *, early: bool = False) -> None:
+        """Start the refresher on a daemon thread with its own loop (WSGI), unless it
+        runs (``early``: see ``_new_refresher``)."""
         with self._lock:
-            refresher = self._new_refresher()
+            refresher = self._new_refresher(early)
             if refresher is None:
                 return
             loop = asyncio.new_event_loop()

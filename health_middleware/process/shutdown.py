@@ -44,6 +44,7 @@ from health_middleware.instance.database import SharedState
 
 logger = logging.getLogger("health_middleware")
 
+DUPLICATE = 1.0  # seconds within which a second SIGTERM is the same stop signalled twice
 _Handler = Callable[[int, FrameType | None], Any]
 
 
@@ -59,7 +60,9 @@ class DelayedExit:
         self._alone = alone
         self._pid = -1  # the process the wrapper is installed in
         self._terms = 0
+        self._first_at = 0.0  # time.monotonic() of the first SIGTERM
         self._released = False
+        self._warned = -1  # the process where installing was refused (logged once)
 
     def install(self, loop: asyncio.AbstractEventLoop | None = None) -> bool:
         """Wrap the current SIGTERM handler (from the main thread only); return
@@ -67,7 +70,14 @@ class DelayedExit:
         if self._pid == os.getpid():
             return True
         if threading.current_thread() is not threading.main_thread():
-            logger.debug("shutdown_delay: not the main thread, SIGTERM is left as it is")
+            if self._warned != os.getpid():
+                self._warned = os.getpid()
+                logger.warning(
+                    "shutdown_delay is not in effect in this process: its runtime started "
+                    "on a thread other than the main one (a first request served by a "
+                    "worker thread), where SIGTERM cannot be wrapped; start it at boot "
+                    "(the gunicorn hook, ASGI lifespan) or use the pre-stop endpoint"
+                )
             return False
         self._terms, self._released = 0, False
         asyncio_handle = _asyncio_handler(loop)
@@ -76,11 +86,14 @@ class DelayedExit:
         else:
             current = signal.getsignal(signal.SIGTERM)
             if not callable(current):
-                logger.info(
-                    "shutdown_delay: SIGTERM has no Python handler here (%r): use the "
-                    "pre-stop endpoint to drain before the server stops",
-                    current,
-                )
+                if self._warned != os.getpid():
+                    self._warned = os.getpid()
+                    logger.warning(
+                        "shutdown_delay is not in effect in this process: SIGTERM has no "
+                        "Python handler here (%r; granian handles signals outside "
+                        "Python): use the pre-stop endpoint to drain before it stops",
+                        current,
+                    )
                 return False
             self._wrap_python(current)
         self._pid = os.getpid()
@@ -120,14 +133,30 @@ class DelayedExit:
         )
         thread.start()
 
+    def _which(self) -> str:
+        """Which SIGTERM this is: the ``first`` (drain, then the delay), ``again``
+        (stop at once: a second one, or the one sent when the delay has run out), or
+        the ``same`` stop signalled twice within ``DUPLICATE`` seconds (to the
+        process group and again by its master, as systemd and dumb-init do): ignored."""
+        now = time.monotonic()
+        if self._released:
+            return "again"
+        if self._terms == 0:
+            self._terms, self._first_at = 1, now
+            return "first"
+        if now - self._first_at < DUPLICATE:
+            return "same"
+        self._terms += 1
+        self._released = True
+        return "again"
+
     def _wrap_python(self, original: _Handler) -> None:
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            self._terms += 1
-            if self._released or self._terms > 1:
-                self._released = True
+            which = self._which()
+            if which == "again":
                 original(signum, frame)
-                return
-            self._first(self._release_python)
+            elif which == "first":
+                self._first(self._release_python)
 
         signal.signal(signal.SIGTERM, on_sigterm)
 
@@ -138,12 +167,11 @@ class DelayedExit:
 
     def _wrap_asyncio(self, loop: asyncio.AbstractEventLoop, original: asyncio.Handle) -> None:
         def on_sigterm() -> None:
-            self._terms += 1
-            if self._released or self._terms > 1:
-                self._released = True
+            which = self._which()
+            if which == "again":
                 original._run()
-                return
-            self._first(lambda: loop.call_soon_threadsafe(on_release))
+            elif which == "first":
+                self._first(lambda: loop.call_soon_threadsafe(on_release))
 
         def on_release() -> None:
             if not self._released:
@@ -181,24 +209,58 @@ SETTLE = 0.3
 
 def stops_alone(shared: SharedState | None) -> bool:
     """On SIGTERM: whether this worker stops alone while its server serves on (a
-    reload replacing the workers, one worker killed), rather than with the whole
-    server. A gunicorn worker asks its arbiter's descriptors: it closes its listeners
-    before stopping the workers, and keeps them on a reload. Another worker marks
-    itself stopping in the instance's database (``shared``) and, once the server's
-    other signals have had time to arrive (``SETTLE``), looks for a worker of its
-    server that is not stopping. A process that is its own server, or cannot tell,
-    stops with its server."""
+    reload replacing the workers, a binary upgrade, one worker killed), rather than
+    with the whole server. Asked of the listening socket the worker shares: once the
+    server's other signals have had time to arrive (``SETTLE``; meanwhile this worker
+    is marked stopping in the instance's database), does a process that is not
+    stopping still hold it?
+
+    - gunicorn's arbiter closes its listeners before it stops its workers, and keeps
+      them on a reload: the arbiter holding the socket means a reload. A
+      ``multiprocessing`` parent (uvicorn) keeps its socket through a stop: it does
+      not count.
+    - A holder that is not a child of this worker's master serves the socket for
+      another server (an upgrade's new master and its workers).
+    - A sibling serves on if it is recorded in the instance's database and not
+      stopping; one not recorded yet is a replacement still starting (under gunicorn,
+      where a worker may start lazily, only if it started after this one).
+
+    A process that is its own server stops with it; so does a worker of a server
+    other than gunicorn whose instance's database cannot be used (its siblings'
+    signals cannot be told apart then)."""
     owner = master.current()
-    if owner.pid == os.getpid():
+    me = os.getpid()
+    gunicorn = "gunicorn.workers.base" in sys.modules
+    if owner.pid == me or (shared is None and not gunicorn):
         return False
-    if "gunicorn.workers.base" in sys.modules:
-        return master.shares_a_listener(owner.pid) is True
-    if shared is None:
-        return False
+    workers: dict[int, bool] = {}
     try:
-        shared.stopping()
+        if shared is not None:
+            shared.stopping()
         time.sleep(SETTLE)
-        return shared.serving(owner) > 0
+        if shared is not None:
+            workers = shared.workers(owner)
     except sqlite3.Error as exc:
         logger.warning("could not tell whether the other workers stop too: %s", exc)
         return False
+    sockets = master.listening_sockets()
+    if not sockets:
+        return any(not stopping for pid, stopping in workers.items() if pid != me)
+    mine = master.start_time(me)
+    for pid, parent in master.holders(sockets).items():
+        if pid == owner.pid:
+            if gunicorn:
+                return True  # the arbiter keeps its listeners: a reload
+            continue
+        if parent != owner.pid:
+            return True  # another server serves this socket
+        if pid in workers:
+            if not workers[pid]:
+                return True
+        elif not gunicorn or _later(master.start_time(pid), mine):
+            return True  # a replacement still starting
+    return False
+
+
+def _later(started: str, than: str) -> bool:
+    return started.isdigit() and than.isdigit() and int(started) > int(than)
