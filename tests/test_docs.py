@@ -7,20 +7,33 @@ pages runs as a real server that answers its health probes."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Server, answer, free_port, get, grpc_check, server, service
+from tests.support import (
+    REPO,
+    Server,
+    answer,
+    chromium,
+    free_port,
+    get,
+    grpc_check,
+    server,
+    service,
+)
 
 DOCS = REPO / "docs"
 EXAMPLES = DOCS / "examples"
@@ -113,6 +126,39 @@ def test_no_page_names_an_internal_module(site: Path) -> None:
         for match in pattern.finditer(page.read_text())
     }
     assert not named - DOCSTRINGS_NAMING_INTERNALS, sorted(named)
+
+
+SHOTS = {"home": "", "framework": "frameworks/fastapi/", "api-reference": "reference/api/"}
+
+
+@pytest.mark.server
+def test_what_a_person_sees_in_chromium(site: Path) -> None:
+    """Chromium opens the built site served on 127.0.0.1: the home page, a framework page
+    and the API reference lay out with their navigation and content. Screenshots of
+    each go to docs/screenshots/ when HEALTH_MIDDLEWARE_SCREENSHOTS=1."""
+    keep = os.environ.get("HEALTH_MIDDLEWARE_SCREENSHOTS") == "1"
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            base = f"http://127.0.0.1:{httpd.server_address[1]}/"
+            seen = {
+                name: chromium("--dump-dom", base + page).stdout for name, page in SHOTS.items()
+            }
+            if keep:
+                for name, page in SHOTS.items():
+                    shot = DOCS / "screenshots" / f"{name}.png"
+                    chromium(f"--screenshot={shot}", "--window-size=1440,1100", base + page)
+                    assert shot.stat().st_size > 10_000
+        finally:
+            httpd.shutdown()
+            thread.join(5)
+    for name, dom in seen.items():
+        assert "Getting started" in dom, name  # the navigation
+    assert "Where to go next" in seen["home"]
+    assert "app.add_middleware(HealthMiddleware" in re.sub(r"<[^>]+>", "", seen["framework"])
+    assert 'id="health_middleware.Health.add_check"' in seen["api-reference"]
 
 
 def fenced(text: str) -> list[str]:
