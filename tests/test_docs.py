@@ -334,6 +334,8 @@ def test_each_example_serves_its_health_endpoints(name: str, workdir: Path) -> N
             assert grpc_check(running.port if port is None else port, "liveness") == SERVING
         else:
             _ready(port or running.port, running)
+    if grpc:  # on SIGTERM it drained, waited and stopped the server and the refresher
+        assert running.exit_code == 0, running.output()
 
 
 @pytest.mark.server
@@ -348,3 +350,28 @@ def test_each_server_page_command_runs_as_written(page: str, workdir: Path) -> N
     with server([*words, *address], env, outside=workdir) as running:
         _ready(running.port, running)
         assert running.get("/").body == b"Hello\n"
+
+
+def test_the_benchmark_writes_its_tables_into_the_benchmarks_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m benchmarks.run`` after a full run: RESULTS.md, and the tables from
+    "End to end" on between the markers of docs/benchmarks.md, the page around them kept."""
+    from benchmarks import run
+
+    page = (DOCS / "benchmarks.md").read_text()
+    assert page.count(run.START) == page.count(run.END) == 1
+    copy, results = tmp_path / "benchmarks.md", tmp_path / "RESULTS.md"
+    copy.write_text(page)
+    monkeypatch.setattr(run, "PAGE", copy)
+    monkeypatch.setattr(run, "RESULTS", results)
+    lines = ["## In process", "", "| a |", "", "## End to end (wrk)", "", "| b |", "## Targets"]
+    run.write(lines, "python -m benchmarks.run", 1.0, full=True)
+    written = copy.read_text()
+    before, rest = written.split(run.START)
+    inside, after = rest.split(run.END)
+    assert before == page.split(run.START)[0]
+    assert after == page.split(run.END)[1]
+    assert "### End to end (wrk)\n\n| b |\n### Targets\n" in inside
+    assert "In process" not in inside
+    assert "## In process" in results.read_text()
