@@ -1,5 +1,6 @@
 """Run every benchmark scenario, print one report, write benchmarks/RESULTS.md (and the
-tables between the benchmark markers of README.md).
+tables between the benchmark markers of the documentation's benchmarks page,
+docs/benchmarks.md).
 
     python -m benchmarks.run [--duration 3] [--rounds 3] [--long MINUTES]
                              [--all-peers] [--in-process-only] [--only uvicorn,host:agree]
@@ -34,7 +35,7 @@ from benchmarks.endtoend import Load, Scenario
 from benchmarks.spread import Spread, ratio
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-README = Path(__file__).parent.parent / "README.md"
+PAGE = Path(__file__).parent.parent / "docs" / "benchmarks.md"
 START, END = "<!-- benchmark-table -->", "<!-- /benchmark-table -->"
 
 WORKERS = (1, 2, 4)
@@ -554,14 +555,14 @@ def main(argv: list[str] | None = None) -> int:
     lines += table(["target", "measured", "result"], [(w, m, _mark(ok)) for w, m, ok in targets])
     print("\n".join(lines))
     if args.only:
-        print(f"\n(--only: {RESULTS.name} and README.md left as they were)", file=sys.stderr)
+        print(f"\n(--only: {RESULTS.name} and {PAGE.name} left as they were)", file=sys.stderr)
         return 0
     write(lines, command, time.monotonic() - started, full=not args.in_process_only)
     return 0
 
 
 def write(lines: list[str], command: str, took: float, full: bool) -> None:
-    """RESULTS.md (keeping its notes) and, after a full run, README.md's table."""
+    """RESULTS.md (keeping its notes) and, after a full run, the benchmarks page's tables."""
     machine = (
         f"{platform.node()}: {_cpu()}, {len(os.sched_getaffinity(0))} cores"
         f"; Python {platform.python_version()}; {platform.platform()}"
@@ -587,14 +588,14 @@ def write(lines: list[str], command: str, took: float, full: bool) -> None:
         else "\n"
     )
     RESULTS.write_text("\n".join(header + lines) + "\n\n<!-- notes -->" + notes)
-    readme = README.read_text() if README.exists() else ""
-    if START in readme and END in readme and full:
-        before, rest = readme.split(START, 1)
+    page = PAGE.read_text() if PAGE.exists() else ""
+    if START in page and END in page and full:
+        before, rest = page.split(START, 1)
         after = rest.split(END, 1)[1]
         shown = [f"Measured on {machine}, `{command.strip()}` ({_versions()}):", ""]
         shown += lines[lines.index(next(x for x in lines if x.startswith("## End to end"))) :]
-        shown = [x.replace("## ", "#### ") for x in shown]
-        README.write_text(before + START + "\n" + "\n".join(shown) + "\n" + END + after)
+        shown = [x.replace("## ", "### ", 1) if x.startswith("## ") else x for x in shown]
+        PAGE.write_text(before + START + "\n" + "\n".join(shown) + "\n" + END + after)
 
 
 if __name__ == "__main__":

@@ -217,6 +217,33 @@ def debian_tool(name: str, package: str) -> str:
     raise AssertionError("unreachable")
 
 
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium (Debian's) run with ``args`` in a fresh profile, isolated from
+    the network's services; skips (fails in CI) where it cannot be had."""
+    binary = debian_tool("chromium", "chromium")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+
+
 def uvicorn(app: str, *options: str) -> list[str]:
     """Arguments for ``python -m``: uvicorn serving ``app`` on 127.0.0.1:{port}."""
     return ["uvicorn", app, "--host", "127.0.0.1", "--port", "{port}", *options]

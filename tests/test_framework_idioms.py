@@ -1,7 +1,7 @@
-"""Each framework's own idiom from the README, in process: Starlette's and FastAPI's
-``add_middleware`` (keyword arguments, lifespan still honoured: startup starts the
-refresher, shutdown stops it), Flask's ``app.wsgi_app``, Quart and Litestar wrapped
-unchanged, and plain ASGI and WSGI apps."""
+"""Each framework's own idiom from the documentation (docs/frameworks/), in process:
+Starlette's and FastAPI's ``add_middleware`` (keyword arguments, lifespan still
+honoured: startup starts the refresher, shutdown stops it), Flask's ``app.wsgi_app``,
+Quart and Litestar wrapped unchanged, and plain ASGI and WSGI apps."""
 
 from __future__ import annotations
 

@@ -26,7 +26,9 @@ from tests.venvs import PROJECT, Distributions, installed, make_venv, pip_instal
 
 CONSTRAINTS = REPO / "tests" / "constraints" / "minimum.txt"
 EXTRAS: dict[str, list[str]] = PROJECT["optional-dependencies"]
-NOT_CLAIMS = {"bench"}  # the benchmark's peers and servers: newest is what it measures
+# The benchmark's peers and servers (newest is what it measures) and the documentation's
+# build tools: not runtime claims.
+NOT_CLAIMS = {"bench", "docs"}
 
 SUBSET = [
     "tests/test_django.py",  # first: Django's settings are made once per process
@@ -42,7 +44,7 @@ SUBSET = [
 ]
 LEFT_OUT = "not black_hole and not thousand_runs"
 DESELECTED = [
-    # gunicorn's own ASGI worker (-k asgi) came in gunicorn 24; the README says so.
+    # gunicorn's own ASGI worker (-k asgi) came in gunicorn 24; the gunicorn page says so.
     "tests/test_server_matrix.py::test_server_cell[gunicorn-fastapi-hook-asgi-worker]",
 ]
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import tempfile
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from health_middleware import CheckResult, Health
 from health_middleware.formats import Html
 from health_middleware.model.result import Outcome, from_exception, from_return, from_timeout
-from tests.support import REPO, debian_tool
+from tests.support import REPO, chromium
 
 SHOTS = REPO / "docs" / "status-page"
 
@@ -193,31 +191,6 @@ class _Visible(HTMLParser):
             self._text.append(data)
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = debian_tool("chromium", "chromium")
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-
-
 EXPECTED = {
     "pass": ("PASS", {"db": "PASS", "cache": "PASS"}),
     "warn": ("WARN", {"db": "PASS", "cache": "WARN"}),
@@ -226,7 +199,7 @@ EXPECTED = {
 }
 
 
-def test_what_a_person_sees_in_chromium(tmp_path: Path) -> None:
+def test_what_a_person_sees_inchromium(tmp_path: Path) -> None:
     """Chromium loads each page; its DOM (after parsing and layout) says each
     check's status in words, and lists the transitions. Screenshots of each state
     go to docs/status-page/ when HEALTH_MIDDLEWARE_SCREENSHOTS=1."""
@@ -234,7 +207,7 @@ def test_what_a_person_sees_in_chromium(tmp_path: Path) -> None:
     for name, (whole, checks) in EXPECTED.items():
         page = tmp_path / f"{name}.html"
         page.write_text(_page(scenario(name)))
-        dom = _chromium("--dump-dom", page.as_uri()).stdout
+        dom = chromium("--dump-dom", page.as_uri()).stdout
         seen = _Visible()
         seen.feed(dom)
         assert seen.status == whole, (name, seen.status)
@@ -259,5 +232,5 @@ def test_what_a_person_sees_in_chromium(tmp_path: Path) -> None:
                 if suffix and name not in ("fail",):
                     continue
                 shot = SHOTS / f"{name}{suffix}.png"
-                _chromium(f"--screenshot={shot}", f"--window-size={size}", *extra, page.as_uri())
+                chromium(f"--screenshot={shot}", f"--window-size={size}", *extra, page.as_uri())
                 assert shot.stat().st_size > 1000

@@ -9,7 +9,7 @@ KIND: ``sync`` or ``aio`` (ours: ``HealthServicer`` on ``grpc.server``,
 from a ``Health`` whose one check fails while the file HM_FLAG exists (interval
 HM_INTERVAL seconds). The sync servers have HM_THREADS threads (default 8).
 
-SIGTERM, as docs/deployment.md shows it: ours drain (readiness and ``""`` turn
+SIGTERM, as the documentation's Kubernetes page shows it: ours drain (readiness and ``""`` turn
 NOT_SERVING, so Watch clients move away), wait HM_DRAIN_DELAY seconds (default 0),
 then stop the server (1 s of grace) and the refresher; print ``check runs: N`` and
 exit 0.
