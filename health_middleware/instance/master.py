@@ -103,6 +103,16 @@ def holders(sockets: set[int]) -> dict[int, int]:
     return found
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (read from every process's ``stat``,
+    which any user may read, even where their descriptors are not)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and parent_of(int(entry)) == pid:
+            found.add(int(entry))
+    return found
+
+
 def parent_of(pid: int) -> int:
     """The parent of process ``pid`` (0 where unknown)."""
     try:

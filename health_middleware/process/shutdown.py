@@ -247,7 +247,13 @@ def stops_alone(shared: SharedState | None) -> bool:
     if not sockets:
         return any(not stopping for pid, stopping in workers.items() if pid != me)
     mine = master.start_time(me)
-    for pid, parent in master.holders(sockets).items():
+    holding = master.holders(sockets)
+    if gunicorn:
+        # A worker that changed user (gunicorn --user) is not dumpable: its descriptors
+        # cannot be read, even by its siblings. Every worker of the arbiter holds its
+        # listeners: the arbiter's children stand for them.
+        holding.update(dict.fromkeys(master.children(owner.pid) - {me}, owner.pid))
+    for pid, parent in holding.items():
         if pid == owner.pid:
             if gunicorn:
                 return True  # the arbiter keeps its listeners: a reload
