@@ -145,3 +145,22 @@ def test_instrument_refuses_mistakes() -> None:
     assert list(health.registry.states()) == []  # the checks come with a worker, not here
     with pytest.raises(ValueError, match="already instrumented"):
         instrument(app, Health(), 8082)
+
+
+def test_a_worker_whose_health_port_is_taken_does_not_consume(tmp_path: Path) -> None:
+    """Celery's signals swallow a handler's Exception: the worker must stop, naming
+    the port, rather than consume with no health port."""
+    import socket
+
+    service("Redis", REDIS)
+    log = tmp_path / "worker.log"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"HM_PORT": str(port), "HM_LOG": str(log)}
+        broker = f"redis://127.0.0.1:{REDIS}/{DB}"
+        with celery_process(broker, "tests.apps.celery_health", "solo", env) as (_, process):
+            code = process.wait(60)
+    assert code != 0
+    assert f"cannot listen on the probe port 127.0.0.1:{port}" in log.read_text()

@@ -305,6 +305,18 @@ HOST_RULES = {  # RFC 9112: section 3.2 (Host), section 5.1 (no space before the
     b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n": 200,
     b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Note: a : b\r\n\r\n": 200,  # in a value
     b"GET /health/live HTTP/1.0\r\n\r\n": 200,  # HTTP/1.0 may go without
+    # A Host that names no host (RFC 9110 section 7.2), a field name that is no token
+    # and a control character in a value (RFC 9110 section 5.5), a length of no ASCII
+    # digits (RFC 9110 section 8.6): 400.
+    b"GET /health/live HTTP/1.1\r\nHost: a b\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: a\x00b\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: a/b@c\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: a:xyz\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\nX Note: a\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: \xc2\xb2\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: +0\r\n\r\n": 400,
+    b"GET /health/live HTTP/1.1\r\nHost: [::1]:8081\r\n\r\n": 200,
+    b"GET /health/live HTTP/1.1\r\nHost: example.com:8081\r\n\r\n": 200,
 }
 
 

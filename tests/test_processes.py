@@ -323,3 +323,67 @@ def test_stop_joins_the_check_threads_but_not_a_hung_one() -> None:
     assert len(left) == 1, left  # only the thread the hung check holds
     assert left[0].startswith("health-check")
     assert took < 1.5  # the hung thread was not waited for (2 s)
+
+
+def test_consumers_started_by_one_supervisor_share_nothing(tmp_path: Path) -> None:
+    """Two multiprocessing children each serving a port of its own are two instances:
+    one's failing check and drain never reach the other."""
+    import multiprocessing
+
+    from tests.apps.consumers import consumer
+
+    ports = [free_port(), free_port()]
+    flags = [tmp_path / "a", tmp_path / "b"]
+    flags[0].touch()  # A's dependency is down; B's is fine
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=consumer, args=(p, str(f)))
+        for p, f in zip(ports, flags, strict=True)
+    ]
+    for child in children:
+        child.start()
+    try:
+        until(ports[0], "/health/ready", status(503), 20, "A failing")
+        until(ports[1], "/health/ready", status(200), 20, "B ready")
+        assert get(ports[1], "/health").json()["status"] == "pass"
+    finally:
+        for child in children:
+            child.kill()
+            child.join(5)
+
+
+def test_serve_at_a_modules_top_leaves_a_spawn_pool_working(tmp_path: Path) -> None:
+    """Each spawned child imports the module again, and its serve() finds the port
+    taken by its parent: it serves nothing and says so, rather than die (and be
+    restarted for ever)."""
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.apps.consumers"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "HM_PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "285"
+    assert "it serves nothing" in result.stderr
+
+
+def test_a_main_port_that_never_answers_fails_liveness_and_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed = free_port()  # nothing listens there
+    health = Health(interval=0.1)
+    health.listen(0, "127.0.0.1", watch=closed, watch_interval=0.2, watch_misses=3)
+    health.serve(0, "127.0.0.1")
+    try:
+        assert health.listening is not None
+        port = health.listening[1]
+        until(port, "/health/live", status(503), 10, "liveness failing")
+        checks = get(port, "/health").json()["checks"]
+        assert checks["main-port"][0]["status"] == "fail"
+    finally:
+        health.stop()
+    assert f"the main port 127.0.0.1:{closed} has not answered" in caplog.text

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -428,3 +429,59 @@ def test_a_misspelt_variable_is_named_through_the_gunicorn_hook() -> None:
     assert "HEALTH_MIDDLEWARE_LISTN is not one" in output, output
     assert "did you mean HEALTH_MIDDLEWARE_LISTEN?" in output, output
     assert "has no checks" not in output, output
+
+
+def test_an_app_factory_is_refused_where_an_app_is_wanted(tmp_path: Path) -> None:
+    """``create_app`` (not called) would answer every health path while every request
+    to the app fails."""
+
+    def create_app() -> Any:
+        return None
+
+    for face in FACES.values():
+        with pytest.raises(TypeError, match=r"app factory, not an app; call it .*create_app\(\)"):
+            face(create_app, Health())
+    module = tmp_path / "factories_here.py"
+    module.write_text("def f():\n    return None\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from health_middleware import serve; serve.wsgi('factories_here:f')",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{REPO}:{tmp_path}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "looks like an app factory" in result.stderr
+
+
+async def test_an_endpoint_no_check_counts_never_passes_however_it_started() -> None:
+    """Where the start could not refuse it (a middleware made inside a gunicorn worker,
+    before its checks), a group no check carries still answers 503, naming it."""
+    health = Health(interval=0.05)
+    health.add_check("db", lambda: True)
+    health.endpoint("/z", group="redy")
+    health.runtime.start_in_thread(early=True)  # as a WSGI middleware made in a worker
+    try:
+        deadline = time.monotonic() + 5
+        while not health.engine.publisher.first_round_done():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        answer = health.snapshot.answers["/z"].get
+        assert answer.status == 503
+        assert b"no check carries the tag 'redy'" in answer.body
+    finally:
+        health.stop()
+
+
+def test_event_loop_lag_in_milliseconds_is_refused() -> None:
+    from health_middleware import checks
+
+    with pytest.raises(ValueError, match=r"warn=100 is seconds, not milliseconds.*warn=0.1"):
+        checks.event_loop_lag(warn=100, fail=500)
+    checks.event_loop_lag(warn=0.1, fail=0.5)

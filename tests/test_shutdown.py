@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import Server, debian_tool, free_port, gunicorn, server, uvicorn
+from tests.support import REPO, Server, debian_tool, free_port, get, gunicorn, server, uvicorn
 from tests.test_haproxy import Stream, running, seen
 
 pytestmark = pytest.mark.server
@@ -190,9 +192,75 @@ def test_sigterm_fails_readiness_keeps_serving_then_stops(args: list[str]) -> No
             assert time.monotonic() < deadline
         os.kill(running.process.pid, signal.SIGTERM)
         signalled = time.monotonic()
-        time.sleep(0.3)
+        time.sleep(0.8)  # a worker of several decides after a moment (shutdown.SETTLE)
         during = [running.get(path).status for path in ("/health/ready", "/health/live", "/")]
         running.process.wait(delay + 15)
         stopped = time.monotonic() - signalled
     assert during == [503, 200, 200]  # drained, alive, still serving the app
     assert delay - 0.3 <= stopped < delay + 10, stopped
+
+
+def test_a_binary_upgrade_puts_no_503_on_the_wire(tmp_path: Path) -> None:
+    """gunicorn's USR2 starts a new master beside the old (re-executing its command:
+    the console script here); TERM then stops the old one, which closes its
+    listeners: its workers see the new server's holding the socket, and stop at once
+    without draining a healthy service."""
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    script = Path(sys.executable).parent / "gunicorn"
+    command = [str(script), "tests.apps.flagged:wsgi_app", "-b", f"127.0.0.1:{port}", "-w", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": "3"}
+    with open(log, "wb") as output:
+        old = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not _ready(port):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.kill(old.pid, signal.SIGUSR2)
+        while log.read_text().count("Booting worker") < 4:  # the new master's workers
+            assert time.monotonic() < deadline + 15, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1.5)  # their first rounds
+        os.kill(old.pid, signal.SIGTERM)  # retire the old master
+        statuses = []
+        until = time.monotonic() + 4  # past the old workers' delay
+        while time.monotonic() < until:
+            statuses.append(get(port, "/health/ready").status)
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGKILL)  # the new master is in its group too
+        old.wait(10)
+    assert set(statuses) == {200}, (statuses.count(503), len(statuses))
+    assert "stops alone" in log.read_text()
+
+
+def _ready(port: int) -> bool:
+    with contextlib.suppress(OSError):
+        return get(port, "/health/ready").status == 200
+    return False
+
+
+@pytest.mark.parametrize("name", ["gunicorn-sync", "uvicorn-workers"])
+def test_sigterm_to_the_process_group_still_drains(name: str) -> None:
+    """systemd (KillMode=control-group) and dumb-init signal every process; the
+    master then signals its workers again: one stop, drained, not a second SIGTERM."""
+    delay = 2.5
+    env = {"HM_INTERVAL": "0.2", "HM_SHUTDOWN_DELAY": str(delay)}
+    with server(BACKENDS[name], env) as running:
+        deadline = time.monotonic() + 10
+        while {running.get("/health/ready").status for _ in range(6)} != {200}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(running.process.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(1.0)
+        during = [running.get(path).status for path in ("/health/ready", "/")]
+        running.process.wait(delay + 15)
+        stopped = time.monotonic() - signalled
+    assert during == [503, 200]  # drained, still serving
+    assert stopped >= delay - 0.5, stopped

@@ -112,3 +112,107 @@ async def test_lateness_counts_a_hold_while_runs_are_in_flight_only() -> None:
     await asyncio.sleep(0.1)  # the GIL free: the thread wakes on time
     assert threads.since(mark) < 0.05
     threads.leave()
+
+
+async def test_a_hung_check_fails_however_busy_the_loop() -> None:
+    """A non-critical check blocks the loop on every run; a critical dependency hangs:
+    its credit for the loop held is capped, so it fails within about twice its timeout
+    and an interval, not never."""
+    from health_middleware import Health, HealthMiddleware
+    from tests.support import poll
+    from tests.test_asgi import plain_app
+
+    hung = asyncio.Event()
+    health = Health(interval=0.3, timeout=0.3)
+
+    @health.check("blocker", critical=False)
+    async def blocker() -> None:
+        time.sleep(0.45)  # blocks the loop, every run
+
+    @health.check("dependency")
+    async def dependency() -> None:
+        if hung.is_set():
+            await asyncio.Event().wait()
+
+    app = HealthMiddleware(plain_app, health)
+    try:
+        await poll(app, "/health/ready", lambda r: r.status == 200)
+        hung.set()
+        started = time.monotonic()
+        ready = await poll(app, "/health/ready", lambda r: r.status == 503, timeout=10)
+        assert b"dependency" in ready.body
+        assert time.monotonic() - started < 5
+    finally:
+        await health.stop_async()
+
+
+async def test_an_error_is_a_verdict_however_busy_the_loop() -> None:
+    """Only a timeout is run again after a held-up run: a dependency that errors is
+    called once per run, and its failure stands."""
+    from health_middleware import Health
+
+    calls = {"n": 0}
+    health = Health(timeout=0.3)
+
+    @health.check("blocker", critical=False)
+    async def blocker() -> None:
+        time.sleep(0.4)
+
+    @health.check("refusing")
+    async def refusing() -> None:
+        calls["n"] += 1
+        raise ConnectionRefusedError("down")
+
+    report = await health.run_once_async()
+    checks = {c.name: c.outcome.output for c in report.checks}
+    assert checks["refusing"] == "ConnectionRefusedError"
+    assert calls["n"] == 1
+
+
+def test_the_check_command_never_waits_for_a_check_that_ignores_cancellation() -> None:
+    code = """
+import asyncio
+from health_middleware import Health
+health = Health(timeout=0.5)
+
+@health.check("stubborn", critical=False)
+async def stubborn():
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # a driver that retries
+"""
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport sys\nfrom health_middleware.cli.command import run"
+            "\nsys.exit(run(health))",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr  # warn: the non-critical check failed
+    assert "timeout" in result.stdout
+    assert time.monotonic() - started < 10
+
+
+def test_a_sync_check_holding_the_gil_in_a_blocking_call_is_blamed_not_credited() -> None:
+    """A driver blocked in C with the GIL held uses no CPU: it is still its own time."""
+    import ctypes
+
+    from health_middleware import Health
+
+    holding = ctypes.PyDLL(None)
+    health = Health(timeout=0.5)
+    health.add_check("driver", lambda: holding.usleep(1_200_000), critical=False)
+    health.add_check("quick", lambda: time.sleep(0.01))
+    report = health.run_once()
+    checks = {c.name: (c.status, c.outcome.output) for c in report.checks}
+    assert checks["driver"] == ("fail", "timeout")
+    assert checks["quick"] == ("pass", None)

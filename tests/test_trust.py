@@ -167,3 +167,31 @@ def test_a_named_instance_holds_nothing_past_its_servers(tmp_path: Path) -> None
     assert "draining" not in answers, answers
     assert "failing: flag:pid" not in answers, answers  # no result of the servers gone
     assert answers[-1] == "pass"
+
+
+async def test_a_fifo_planted_as_drain_file_never_blocks(tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: a planted one must be refused
+    without being opened (under ASGI the first refresh runs on the app's loop)."""
+    fifo = tmp_path / "drain"
+    os.mkfifo(fifo)
+    health = Health(drain_file=fifo, interval=0.05)
+    health.add_check("ok", lambda: True)
+    app = HealthMiddleware(plain_app, health)
+    try:
+        ready = await poll(app, "/health/ready", lambda r: r.status == 200, timeout=5)
+        assert ready.status == 200
+    finally:
+        await health.stop_async()
+
+
+def test_a_drain_file_in_a_folder_others_can_write_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    Health(drain_file=shared / "drain")
+    assert "in a folder other users can write" in caplog.text
+    caplog.clear()
+    Health(drain_file=tmp_path / "drain")  # the test's own folder
+    assert "other users can write" not in caplog.text

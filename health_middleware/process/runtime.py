@@ -36,6 +36,7 @@ logger = logging.getLogger("health_middleware")
 ONCE_THREADS = 64
 # How long after an early start (see _new_refresher) the set-up is checked.
 SETUP_GRACE = 1.0
+BOOT_ERROR = 3  # gunicorn's exit status for a worker that failed to boot: it halts
 # the most threads a one-shot run of every check uses
 
 
@@ -123,7 +124,12 @@ class Runtime:
         try:
             self.start_in_thread()
         except ListenError:
-            if multiprocessing.parent_process() is None:
+            child = multiprocessing.parent_process() is not None or getattr(
+                multiprocessing.current_process(),
+                "_inheriting",
+                False,  # importing its main
+            )
+            if not child:
                 raise
             # A pool's child re-running its parent's module (spawn, forkserver): the
             # port is the parent's. Raising would kill the child, and the pool would
@@ -268,23 +274,32 @@ class Runtime:
         if self._delayed_exit is not None:
             self._delayed_exit.install(loop)
 
-    def _check_setup(self, *, refuse: bool) -> None:
-        """Refuse (``StartError``, with ``refuse``) or log an endpoint whose group no
-        check carries, and warn of a Health with no checks; once per process."""
+    def _check_setup(self) -> None:
+        """Refuse (``StartError``) an endpoint whose group no check carries, and warn of
+        a Health with no checks; once per process."""
         if self._setup_checked == os.getpid():
             return
         problems = self._engine.registry.unknown_groups()
-        if problems and refuse:
+        if problems:
             raise StartError(problems[0])
         self._setup_checked = os.getpid()
-        for problem in problems:
-            logger.error("%s (it answers 503 until then)", problem)
         if next(self._engine.states(), None) is None:
             logger.warning(
                 "this Health has no checks: every endpoint passes whatever happens to "
                 'the app\'s dependencies; register some with @health.check("name") '
                 'or health.add_check("name", fn)'
             )
+
+    def _check_setup_late(self) -> None:
+        """The set-up of an early start (a gunicorn worker whose WSGI middleware was
+        made while its module still registered checks), checked once the module has
+        had time to finish: a worker that cannot work exits as one that failed to boot
+        (gunicorn's exit status 3), and gunicorn stops, naming why."""
+        try:
+            self._check_setup()
+        except StartError as exc:
+            logger.error("%s: this worker stops as one that failed to boot", exc)
+            os._exit(BOOT_ERROR)
 
     def _new_refresher(self, early: bool = False) -> Refresher | None:
         """A refresher to start in this process, the set-up checked and the probe port
@@ -296,9 +311,9 @@ class Runtime:
         if self.running is not None and self.running.alive():
             return None
         if not early:
-            self._check_setup(refuse=True)
+            self._check_setup()
         elif self._setup_checked != os.getpid():
-            timer = threading.Timer(SETUP_GRACE, self._check_setup, kwargs={"refuse": False})
+            timer = threading.Timer(SETUP_GRACE, self._check_setup_late)
             timer.daemon = True
             timer.start()
         self._take_variables()

@@ -210,63 +210,54 @@ SETTLE = 0.3
 def stops_alone(shared: SharedState | None) -> bool:
     """On SIGTERM: whether this worker stops alone while its server serves on (a
     reload replacing the workers, a binary upgrade, one worker killed), rather than
-    with the whole server. Asked of the listening socket the worker shares: once the
-    server's other signals have had time to arrive (``SETTLE``; meanwhile this worker
-    is marked stopping in the instance's database), does a process that is not
-    stopping still hold it?
+    with the whole server: does a process that is not stopping still hold the
+    listening socket this worker shares? A process that is its own server stops with
+    it; so does a worker whose instance's database cannot be used, where its
+    master's sockets do not answer the question (its siblings' signals cannot be told
+    apart then: it drains).
 
-    - gunicorn's arbiter closes its listeners before it stops its workers, and keeps
-      them on a reload: the arbiter holding the socket means a reload. A
-      ``multiprocessing`` parent (uvicorn) keeps its socket through a stop: it does
-      not count.
-    - A holder that is not a child of this worker's master serves the socket for
-      another server (an upgrade's new master and its workers).
-    - A sibling serves on if it is recorded in the instance's database and not
-      stopping; one not recorded yet is a replacement still starting (under gunicorn,
-      where a worker may start lazily, only if it started after this one).
-
-    A process that is its own server stops with it; so does a worker of a server
-    other than gunicorn whose instance's database cannot be used (its siblings'
-    signals cannot be told apart then)."""
+    - gunicorn's arbiter closes its listeners before it stops its workers and keeps
+      them on a reload or when one worker is killed: it still holding the socket
+      (looked at again after ``SETTLE``: a SIGTERM to the whole process group reaches
+      the workers as the arbiter is only beginning to stop) means the server serves
+      on. A ``multiprocessing`` parent (uvicorn) keeps its socket through a stop: it
+      does not count.
+    - Else this worker marks itself stopping in the instance's database and, once the
+      server's other signals have had time to arrive (``SETTLE``), looks at the other
+      holders: one that is no child of its master belongs to another server (a
+      gunicorn ``USR2`` upgrade); a sibling not recorded as stopping is serving, or a
+      replacement still starting (a reload forks them before stopping the old
+      workers). Under gunicorn every child of the arbiter stands for a holder: a
+      worker that changed user (``--user``) is not dumpable, and its descriptors
+      cannot be read even by its siblings."""
     owner = master.current()
-    me = os.getpid()
-    gunicorn = "gunicorn.workers.base" in sys.modules
-    if owner.pid == me or (shared is None and not gunicorn):
+    if owner.pid == os.getpid():
         return False
-    workers: dict[int, bool] = {}
-    try:
-        if shared is not None:
-            shared.stopping()
+    gunicorn = "gunicorn.workers.base" in sys.modules
+    sockets = master.listening_sockets()
+    if gunicorn and sockets and owner.pid in master.holders(sockets):
         time.sleep(SETTLE)
-        if shared is not None:
-            workers = shared.workers(owner)
+        if owner.pid in master.holders(sockets):
+            return True
+    if shared is None:
+        return False
+    try:
+        shared.stopping()
+        time.sleep(SETTLE)
+        stopping = shared.workers(owner)
     except sqlite3.Error as exc:
         logger.warning("could not tell whether the other workers stop too: %s", exc)
         return False
-    sockets = master.listening_sockets()
-    if not sockets:
-        return any(not stopping for pid, stopping in workers.items() if pid != me)
-    mine = master.start_time(me)
-    holding = master.holders(sockets)
+    holding = master.holders(sockets) if sockets else {}
     if gunicorn:
-        # A worker that changed user (gunicorn --user) is not dumpable: its descriptors
-        # cannot be read, even by its siblings. Every worker of the arbiter holds its
-        # listeners: the arbiter's children stand for them.
-        holding.update(dict.fromkeys(master.children(owner.pid) - {me}, owner.pid))
+        holding.update(dict.fromkeys(master.children(owner.pid) - {os.getpid()}, owner.pid))
+    elif not sockets:
+        return any(not gone for pid, gone in stopping.items() if pid != os.getpid())
     for pid, parent in holding.items():
         if pid == owner.pid:
             if gunicorn:
                 return True  # the arbiter keeps its listeners: a reload
-            continue
-        if parent != owner.pid:
-            return True  # another server serves this socket
-        if pid in workers:
-            if not workers[pid]:
-                return True
-        elif not gunicorn or _later(master.start_time(pid), mine):
-            return True  # a replacement still starting
+            continue  # a multiprocessing parent keeps its socket through a stop
+        if parent != owner.pid or not stopping.get(pid, False):
+            return True  # another server's, or a sibling serving or starting
     return False
-
-
-def _later(started: str, than: str) -> bool:
-    return started.isdigit() and than.isdigit() and int(started) > int(than)
