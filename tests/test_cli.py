@@ -263,3 +263,12 @@ def test_check_survives_a_reader_that_went_away() -> None:
     _, error = process.communicate(timeout=30)
     assert process.returncode == 0
     assert b"Traceback" not in error
+
+
+def test_the_check_table_shows_invisible_format_characters() -> None:
+    """A bidirectional override (U+202E) would reorder what a person reads; a
+    zero-width space hide a difference: both are shown as escapes."""
+    from health_middleware.cli.command import printable
+
+    assert printable("ok\u202eliaf\u200b") == "ok\\u202eliaf\\u200b"
+    assert printable("café ✓") == "café ✓"  # other text is left alone
