@@ -175,10 +175,18 @@ class Registry:
             )
         return found
 
-    def refuse_unknown_groups(self) -> None:
-        """Raise ``StartError`` for the first endpoint of ``unknown_groups``."""
+    def check_setup(self) -> None:
+        """As the runtime starts: raise ``StartError`` for the first endpoint of
+        ``unknown_groups``, and warn of a Health with no checks (every endpoint would
+        pass whatever happens to the app's dependencies)."""
         for problem in self.unknown_groups():
             raise StartError(problem)
+        if not self._states:
+            logger.warning(
+                "this Health has no checks: every endpoint passes whatever happens to "
+                'the app\'s dependencies; register some with @health.check("name") '
+                'or health.add_check("name", fn)'
+            )
 
     # -- callbacks -------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from health_middleware.engine.engine import Engine
 from health_middleware.engine.pool import CheckPool
 from health_middleware.engine.stalls import (
     Held,
@@ -24,7 +25,8 @@ from health_middleware.engine.stalls import (
     gil_waits,
     thread_lateness,
 )
-from health_middleware.model.check import Check
+from health_middleware.model.check import Check, CheckState
+from health_middleware.model.report import Report
 from health_middleware.model.result import (
     Outcome,
     blocked,
@@ -41,6 +43,7 @@ logger = logging.getLogger("health_middleware")
 HELD_UP = 0.05
 RERUNS = 1
 # What a timed-out run says: ours ("timeout"), or a timeout the check raised itself.
+ONCE_THREADS = 64  # the most threads a one-shot run of every check uses
 CLOSE_WAIT = 1.0  # seconds a one-shot run's loop waits for abandoned runs to unwind
 T = TypeVar("T")
 _TIMEOUTS = frozenset({"timeout", "TimeoutError", "CancelledError"})
@@ -241,3 +244,27 @@ def run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
             pass
         finally:
             loop.close()
+
+
+async def run_all(engine: Engine, max_threads: int) -> Report:
+    """Run every check of ``engine`` once, now, concurrently, each bounded by its
+    timeout (sync checks on a pool of their own, async checks on this loop), and return
+    the full report of these runs. Nothing is recorded: what the process serves, and
+    its refresher, are left alone (``Health.run_once``, the ``check`` command)."""
+    states = [CheckState(state.check) for state in engine.states()]
+    # A thread for every sync check (up to ONCE_THREADS): a one-shot run is a deploy
+    # gate, where a check "not started" behind others would be a false fail.
+    sync = sum(not state.check.is_async for state in states)
+    threads = max(max_threads, min(sync, ONCE_THREADS))
+    longest = max((state.check.timeout for state in states), default=0.0)
+    queued_within = longest * (1 + sync // threads) + longest
+    pool = CheckPool(threads, name="health-check-once")
+    try:
+        outcomes = await asyncio.gather(
+            *(run_once(state.check, pool, queued_within) for state in states)
+        )
+    finally:
+        pool.shutdown()
+    for state, outcome in zip(states, outcomes, strict=True):
+        state.record(outcome)
+    return engine.results.report(states)

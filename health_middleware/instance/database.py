@@ -41,6 +41,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from health_middleware.config.environment import STATE_DIR
+from health_middleware.instance import folder
 from health_middleware.instance.folder import verify_file, verify_folder
 from health_middleware.instance.master import Instance, start_time
 
@@ -292,6 +294,37 @@ class SharedState:
                 (server.pid, server.started, server.pid),
             ).fetchall()
         return {int(pid): bool(stopping) for pid, stopping in rows}
+
+
+def join_instance(server: Instance, name: str | None, key: str) -> SharedState | None:
+    """The database this process shares with its server instance, joined: the one
+    named ``name`` (``Health(instance=...)``), else ``server``'s for ``key`` (one per
+    ``Health``); None, said in the log, where it cannot be used (an untrusted state
+    folder, a broken database): then the worker runs its checks alone."""
+    path = "the state folder"
+    try:
+        path = folder.named_path(name) if name is not None else folder.database_path(server, key)
+        folder.remove_dead()
+        state = SharedState(path)
+        state.join(server)
+    except folder.Untrusted as exc:
+        logger.error(
+            "refusing the instance's shared state: %s; this worker runs its checks "
+            "alone (set %s to a folder of this user's own)",
+            exc,
+            STATE_DIR,
+        )
+        return None
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning(
+            "the instance's shared state at %r is unavailable (%s): this worker "
+            "runs its checks alone",
+            path,
+            exc,
+        )
+        return None
+    logger.debug("sharing checks with the other workers of this instance: %s", path)
+    return state
 
 
 def transient(error: sqlite3.Error) -> bool:

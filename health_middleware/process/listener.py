@@ -66,6 +66,8 @@ from typing import Any
 
 from health_middleware.config.validation import StartError
 from health_middleware.engine.engine import Engine
+from health_middleware.instance import folder
+from health_middleware.instance.master import Instance
 from health_middleware.process.protocol import (
     Head,
     encode,
@@ -114,6 +116,26 @@ def bind(host: str, port: int, *, share: bool) -> socket.socket:
     except OSError as exc:
         raise ListenError(f"cannot listen on the probe port {host}:{port}: {exc}") from exc
     return sock
+
+
+def refuse_if_served(address: tuple[str, int], owner: Instance) -> None:
+    """Mark the probe port as ``owner``'s, or raise ``ListenError`` where another live
+    server serves it: ``SO_REUSEPORT`` would let the workers of two servers given one
+    port silently split its probes (``instance.folder.claim_port``, best effort)."""
+    try:
+        other = folder.claim_port(address[1], owner)
+    except OSError as exc:  # untrusted, missing or not a folder
+        logger.error(
+            "the probe port's owner cannot be recorded (%s): it is shared without "
+            "checking that no other server serves it",
+            exc,
+        )
+        return
+    if other is not None:
+        raise ListenError(
+            f"cannot listen on the probe port {address[0]}:{address[1]}: another server "
+            f"(master pid {other.pid}) serves it; give each server a port of its own"
+        )
 
 
 class ProbeListener:

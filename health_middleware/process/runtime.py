@@ -19,21 +19,18 @@ from health_middleware.config.validation import StartError
 from health_middleware.engine.engine import Engine
 from health_middleware.engine.pool import CheckPool
 from health_middleware.engine.refresher import Refresher
-from health_middleware.engine.run import run_once
+from health_middleware.engine.run import run_all
 from health_middleware.engine.schedule import Schedule
 from health_middleware.engine.stalls import thread_lateness
-from health_middleware.instance import folder
 from health_middleware.instance import master as instance
-from health_middleware.instance.database import SharedState
-from health_middleware.model.check import CheckState
+from health_middleware.instance.database import SharedState, join_instance
 from health_middleware.model.report import Report
-from health_middleware.process.listener import ListenError, ProbeListener
+from health_middleware.process.listener import ListenError, ProbeListener, refuse_if_served
 from health_middleware.process.shutdown import DelayedExit, stops_alone
 from health_middleware.process.watch import Watch
 
 logger = logging.getLogger("health_middleware")
 
-ONCE_THREADS = 64
 # How long after an early start (see _new_refresher) the set-up is checked.
 SETUP_GRACE = 1.0
 BOOT_ERROR = 3  # gunicorn's exit status for a worker that failed to boot: it halts
@@ -171,46 +168,14 @@ class Runtime:
         owner = self.server()
         share = self._instance_name is not None or owner.pid != os.getpid()
         if share and self._instance_name is None and wish[1] != 0:
-            try:
-                other = folder.claim_port(wish[1], owner)
-            except OSError as exc:  # untrusted, missing or not a folder
-                logger.error(
-                    "the probe port's owner cannot be recorded (%s): it is shared without "
-                    "checking that no other server serves it",
-                    exc,
-                )
-                other = None
-            if other is not None:
-                raise ListenError(
-                    f"cannot listen on the probe port {wish[0]}:{wish[1]}: another server "
-                    f"(master pid {other.pid}) serves it; give each server a port of its own"
-                )
+            refuse_if_served(wish, owner)
         listener = ProbeListener(self._engine, *wish, share=share, watch=self.watch)
         listener.start()
         self.listener = listener
 
     async def run_once(self) -> Report:
-        """Run every check once, now, concurrently, each bounded by its timeout (sync
-        checks on a pool of their own, async checks on this loop), and return the
-        full report of these runs. Nothing is recorded: what this process serves, and
-        its refresher, are left alone."""
-        states = [CheckState(state.check) for state in self._engine.states()]
-        # A thread for every sync check (up to ONCE_THREADS): a one-shot run is a
-        # deploy gate, where a check "not started" behind others would be a false fail.
-        sync = sum(not state.check.is_async for state in states)
-        threads = max(self._max_threads, min(sync, ONCE_THREADS))
-        longest = max((state.check.timeout for state in states), default=0.0)
-        queued_within = longest * (1 + sync // threads) + longest
-        pool = CheckPool(threads, name="health-check-once")
-        try:
-            outcomes = await asyncio.gather(
-                *(run_once(state.check, pool, queued_within) for state in states)
-            )
-        finally:
-            pool.shutdown()
-        for state, outcome in zip(states, outcomes, strict=True):
-            state.record(outcome)
-        return self._engine.results.report(states)
+        """Every check run once, now (``engine.run.run_all``): nothing recorded."""
+        return await run_all(self._engine, self._max_threads)
 
     def _refresher(self) -> Refresher:
         """A refresher for this process, which first joins its server instance: with
@@ -235,35 +200,9 @@ class Runtime:
         owner = self.server()
         if self._instance_name is None and owner.pid == os.getpid():
             return None  # a server of one process: nothing to share
-        path = "the state folder"
-        try:
-            if self._instance_name is not None:
-                path = folder.named_path(self._instance_name)
-            else:
-                registry = self._engine.registry
-                key = f"{registry.service.service_id}{registry.base_path}"
-                path = folder.database_path(owner, key)
-            folder.remove_dead()
-            state = SharedState(path)
-            state.join(owner)
-        except folder.Untrusted as exc:
-            logger.error(
-                "refusing the instance's shared state: %s; this worker runs its checks "
-                "alone (set %s to a folder of this user's own)",
-                exc,
-                environment.STATE_DIR,
-            )
-            return None
-        except (OSError, sqlite3.Error) as exc:
-            logger.warning(
-                "the instance's shared state at %r is unavailable (%s): this worker "
-                "runs its checks alone",
-                path,
-                exc,
-            )
-            return None
-        logger.debug("sharing checks with the other workers of this instance: %s", path)
-        return state
+        registry = self._engine.registry
+        key = f"{registry.service.service_id}{registry.base_path}"
+        return join_instance(owner, self._instance_name, key)
 
     def stops_alone(self) -> bool:
         """On SIGTERM: whether this worker stops alone (see ``shutdown.stops_alone``)."""
@@ -275,20 +214,10 @@ class Runtime:
             self._delayed_exit.install(loop)
 
     def _check_setup(self) -> None:
-        """Refuse (``StartError``) an endpoint whose group no check carries, and warn of
-        a Health with no checks; once per process."""
-        if self._setup_checked == os.getpid():
-            return
-        problems = self._engine.registry.unknown_groups()
-        if problems:
-            raise StartError(problems[0])
-        self._setup_checked = os.getpid()
-        if next(self._engine.states(), None) is None:
-            logger.warning(
-                "this Health has no checks: every endpoint passes whatever happens to "
-                'the app\'s dependencies; register some with @health.check("name") '
-                'or health.add_check("name", fn)'
-            )
+        """``Registry.check_setup``, once per process."""
+        if self._setup_checked != os.getpid():
+            self._engine.registry.check_setup()
+            self._setup_checked = os.getpid()
 
     def _check_setup_late(self) -> None:
         """The set-up of an early start (a gunicorn worker whose WSGI middleware was
@@ -307,7 +236,7 @@ class Runtime:
         None when one runs here already (the lock is held). ``early``: started as the
         app's module is still being imported (a WSGI middleware made in a gunicorn
         worker), where checks may yet be registered: the set-up is checked a moment
-        later, and logged rather than refused."""
+        later (``_check_setup_late``)."""
         if self.running is not None and self.running.alive():
             return None
         if not early:
