@@ -191,7 +191,8 @@ async def _run_sync(
             while not pending.done():
                 began = pool.started_at(pending) or began
                 if began is None:
-                    deadline = submitted + queued_within
+                    # Credit: the process frozen meanwhile (a thread cannot even start).
+                    deadline = submitted + queued_within + lateness.since(mark)
                 else:  # credit: the time its thread waited for the GIL held by others
                     held = min(lateness.since(mark), pool.gil_wait(pending))
                     deadline = began + check.timeout + held

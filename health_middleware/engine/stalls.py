@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 TICK = 0.02  # seconds between wake-ups while runs are in flight
+LINGER = 5.0  # seconds the thread of ThreadLateness stays after the last run
 
 
 class Lateness:
@@ -122,35 +123,48 @@ class LoopLateness(Lateness):
 class ThreadLateness(Lateness):
     """Wakes up on a daemon thread of its own: its lateness is the time no thread
     could run (the GIL held in a long C call, or the process stopped). The thread
-    ends as soon as no run is in flight."""
+    stays for ``LINGER`` seconds after the last run (checks every few seconds keep
+    one thread, not one a run) and ends sooner when ``join`` asks."""
 
     def __init__(self) -> None:
         super().__init__()
         self._thread: threading.Thread | None = None
-        self._idle = threading.Event()
+        self._wake = threading.Event()  # set: look now (a run started, or stop)
+        self._ending = False  # join(): end as soon as nothing is in flight
 
     def _start(self) -> None:
-        self._idle.clear()
-        if self._thread is None:  # else it is still waking up: it carries on
+        self._ending = False
+        if self._thread is None:  # else it is still waiting: it carries on
             self._thread = threading.Thread(target=self._run, name="health-stalls", daemon=True)
             self._thread.start()
-
-    def _stop(self) -> None:
-        self._idle.set()
+        else:
+            self._wake.set()
 
     def _run(self) -> None:
+        idle_since: float | None = None
         while True:
-            self._idle.wait(TICK)  # waiting releases the GIL; waking up needs it
+            # Waiting releases the GIL; waking up needs it. Idle, it waits longer.
+            self._wake.wait(TICK if idle_since is None else LINGER)
             with self._lock:
-                if not self._woke():  # nothing in flight (checked under the lock)
+                self._wake.clear()
+                if self._woke():
+                    idle_since = None
+                    continue
+                now = time.monotonic()
+                idle_since = now if idle_since is None else idle_since
+                if self._ending or now - idle_since >= LINGER:
                     self._thread = None
                     return
 
     def join(self, timeout: float) -> None:
-        """Wait for the thread to end, where no run is in flight (bounded)."""
-        thread = self._thread
-        if thread is not None and self._runs == 0:
-            thread.join(timeout)
+        """End the thread where no run is in flight, and wait for it (bounded)."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or self._runs:
+                return
+            self._ending = True
+            self._wake.set()
+        thread.join(timeout)
 
 
 def gil_waits(native_id: int | None = None) -> int | None:
