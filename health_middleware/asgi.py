@@ -25,13 +25,16 @@ from health_middleware.config.validation import StartError
 from health_middleware.health import Health
 from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared
 
+__all__ = ["HealthMiddleware"]
+
 logger = logging.getLogger("health_middleware")
 _monotonic = time.monotonic
 
 
 def health_path(scope: HTTPScope) -> str:
-    """The path to match: ``path`` less ``root_path`` where it starts with it at a
-    ``/`` boundary (servers differ on whether ``path`` includes ``root_path``)."""
+    """The path of an HTTP ``scope`` to match: ``path`` less ``root_path`` where it
+    starts with it at a ``/`` boundary (servers differ on whether ``path`` includes
+    ``root_path``)."""
     path = scope["path"]
     root = scope.get("root_path")
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
@@ -40,7 +43,24 @@ def health_path(scope: HTTPScope) -> str:
 
 
 class HealthMiddleware:
-    """Wrap an ASGI 3 (or ASGI 2) app; answer ``health``'s paths from its snapshot."""
+    """An ASGI app with ``health``'s endpoints in front of it.
+
+    A request for one of ``health``'s paths is answered from its snapshot before the
+    app sees it; every other request, and every WebSocket, goes to the app untouched.
+    The lifespan protocol passes through: the refresher starts when the app's startup
+    completes (and stops on shutdown); for an app that does not speak lifespan the
+    middleware answers it, and without lifespan at all the first health request
+    starts the refresher.
+
+    Args:
+        app: The ASGI 3 (or ASGI 2) application.
+        health: The ``Health`` whose endpoints to answer.
+
+    Raises:
+        TypeError: ``health`` is not a ``Health``, or ``app`` is not an ASGI
+            application (for a WSGI one the message names ``WSGIHealthMiddleware``;
+            an app factory is refused).
+    """
 
     def __init__(
         self, app: ASGIApplication | Callable[..., Awaitable[None]], health: Health

@@ -118,10 +118,29 @@ class _Worker:
 def instrument(
     app: Any, health: Health, port: int, host: str = "0.0.0.0", *, max_age: float = 30.0
 ) -> None:
-    """Serve ``health``'s endpoints on ``host:port`` from each worker of ``app``
-    (started, live, ready and draining as the module's doc says); call it where the
-    app is made. ``max_age``: the seconds the consumer's loop may go without a turn
-    before liveness fails."""
+    """Serve ``health``'s endpoints on a port of its own from each worker of ``app``.
+
+    Call it where the app is made. In each worker's main process it registers the
+    checks ``celery:consumer`` (liveness) and ``celery:broker`` (readiness) on
+    ``health`` and serves them; the worker is starting, live, ready and draining as
+    this module's description says. A process that only imports the app (the web
+    app sending tasks) serves nothing.
+
+    Args:
+        app: The ``celery.Celery`` application.
+        health: The ``Health`` to serve, with your own checks too.
+        port: The port each worker serves its health endpoints on.
+        host: The address to bind.
+        max_age: Seconds the consumer's event loop may go without a turn before
+            liveness fails. Under the ``solo`` pool a task runs on that loop: make it
+            longer than the longest task.
+
+    Raises:
+        TypeError: ``app`` is not a Celery application, or ``health`` not a
+            ``Health``.
+        ValueError: The app is already instrumented, or a malformed host, port or
+            ``max_age``.
+    """
     if not isinstance(app, Celery):
         raise TypeError(f"app must be a celery.Celery application, got {type(app).__name__}")
     if not isinstance(health, Health):

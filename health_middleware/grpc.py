@@ -1,15 +1,17 @@
 """gRPC's health service (``grpc.health.v1.Health``) for grpcio servers, answered
-from the same snapshot as the health endpoints (extra ``grpc``)::
+from the same snapshot as the health endpoints (extra ``grpc``):
 
-    from grpc_health.v1 import health_pb2_grpc
-    from health_middleware.grpc import HealthServicer      # AsyncHealthServicer: grpc.aio
+```python
+from grpc_health.v1 import health_pb2_grpc
+from health_middleware.grpc import HealthServicer  # AsyncHealthServicer: grpc.aio
 
-    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(health), server)
+health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(health), server)
+```
 
 ``Check``, ``Watch`` and ``List`` read the published snapshot: a call never runs a
-check. A service's status is its endpoint's report status (``Snapshot.status``):
-pass or warn is ``SERVING``, fail is ``NOT_SERVING``, and so is every service once the
-snapshot has expired (its refresher did not publish in time), as the HTTP answers are.
+check. A service's status is its endpoint's report status: pass or warn is
+``SERVING``, fail is ``NOT_SERVING``, and so is every service once the snapshot has
+expired (its refresher did not publish in time), as the HTTP answers are.
 
 The services (``List`` names them):
 
@@ -25,21 +27,20 @@ An unknown service: ``Check`` ends with ``NOT_FOUND``; ``Watch`` sends
 endpoint of that name appears.
 
 ``Watch`` sends the current status at once, then each change in order: every snapshot
-published reaches each servicer (``health.registry.on_publish``), and each
-open ``Watch`` also wakes when the snapshot would expire, so an expiry is sent without a
-publish. It ends when the client cancels or the server stops. On a synchronous
-``grpc.server`` each open ``Watch`` holds one of the server's threads for as long as it
-is open (grpcio's sync API streams from a blocking iterator), so ``HealthServicer``
-accepts at most ``max_watches`` at once and answers another ``UNIMPLEMENTED``: the
-health-checking protocol tells a client to treat the server as healthy then and stop
-watching (client-side health checking fails open), where another code would mark a
-healthy server down; and ``Check``, the kubelet's probe, always finds a thread. On
-``grpc.aio`` a ``Watch`` is a coroutine.
+published reaches each servicer, and each open ``Watch`` also wakes when the snapshot
+would expire, so an expiry is sent without a publish. It ends when the client cancels
+or the server stops. On a synchronous ``grpc.server`` each open ``Watch`` holds one of
+the server's threads for as long as it is open (grpcio's sync API streams from a
+blocking iterator), so ``HealthServicer`` accepts at most ``max_watches`` at once and
+answers another ``UNIMPLEMENTED``: the health-checking protocol tells a client to treat
+the server as healthy then and stop watching (client-side health checking fails open),
+where another code would mark a healthy server down; and ``Check``, the kubelet's
+probe, always finds a thread. On ``grpc.aio`` a ``Watch`` is a coroutine.
 
 The refresher: a gRPC server has no HTTP face to start it, so the first call to a
 servicer in a process starts that process's refresher if nothing else has (as the
-first request through the middleware does: ``Snapshot.started``), on a thread of its
-own (``HealthServicer``) or on the server's event loop (``AsyncHealthServicer``), and
+first request through the middleware does), on a thread of its own
+(``HealthServicer``) or on the server's event loop (``AsyncHealthServicer``), and
 revives one that died. The constructor starts nothing (it may run before a fork).
 Starting earlier (so that the first probe finds the first round done) and stopping are
 the process's: ``health.stop()`` (or ``await health.stop_async()``) after the server stops.
@@ -100,8 +101,17 @@ def _refuse(context: Any, code: Any, details: str) -> None:
 
 
 def service_names(paths: Iterable[str], base_path: str) -> dict[str, str]:
-    """Each service name and the endpoint path it answers for: ``""`` and the default
-    probes' names for the paths under ``base_path``, every other path by itself."""
+    """Each gRPC service name and the endpoint path it answers for.
+
+    Args:
+        paths: The endpoints' paths.
+        base_path: The ``Health``'s ``base_path``, whose probes get the names
+            ``liveness``, ``readiness`` and ``startup`` (and readiness also ``""``).
+
+    Returns:
+        The path of each service name; a path that is no default probe is its own
+            name.
+    """
     root = "" if base_path == "/" else base_path
     probes = {root + suffix: name for suffix, name in _PROBES.items()}
     names = {probes.get(path, path): path for path in paths}
@@ -167,11 +177,18 @@ class _Servicer:
 
     @property
     def watching(self) -> int:
-        """How many Watch streams are open."""
+        """How many ``Watch`` streams are open."""
         return len(self._feeds)
 
     def names(self, snapshot: Snapshot) -> Mapping[str, str]:
-        """The service names of ``snapshot`` (worked out once per snapshot)."""
+        """The service names of a snapshot (worked out once per snapshot).
+
+        Args:
+            snapshot: The snapshot whose endpoints to name, ``health.snapshot``.
+
+        Returns:
+            The endpoint path of each service name, as ``service_names`` gives it.
+        """
         known, names = self._names
         if known is not snapshot:
             names = service_names(snapshot.statuses, self.health.base_path)
@@ -179,12 +196,29 @@ class _Servicer:
         return names
 
     def status(self, service: str, snapshot: Snapshot, now: float) -> int | None:
-        """``service``'s status in ``snapshot`` at ``now``; None for an unknown service."""
+        """A service's serving status in a snapshot.
+
+        Args:
+            service: The service's name, as ``List`` gives it.
+            snapshot: The snapshot to read, ``health.snapshot``.
+            now: The time to judge expiry by, ``time.monotonic()``.
+
+        Returns:
+            ``SERVING`` (1) or ``NOT_SERVING`` (2) from
+                ``HealthCheckResponse.ServingStatus``; None for an unknown service.
+        """
         path = self.names(snapshot).get(service)
         return None if path is None else _serving(snapshot, path, now)
 
     def listing(self, snapshot: Snapshot) -> Any:
-        """List's answer: every service with its status now."""
+        """``List``'s answer: every service with its status now.
+
+        Args:
+            snapshot: The snapshot to read, ``health.snapshot``.
+
+        Returns:
+            A ``HealthListResponse``.
+        """
         now = _monotonic()
         return health_pb2.HealthListResponse(
             statuses={
@@ -240,11 +274,20 @@ class HealthServicer(_Servicer):
     """``grpc.health.v1.Health`` for a synchronous ``grpc.server``, from ``health``'s
     snapshot. Register it with ``health_pb2_grpc.add_HealthServicer_to_server``.
 
-    Each open ``Watch`` holds one of the server's threads until the client cancels or
-    the server stops: at most ``max_watches`` are open at once (another is answered
-    ``UNIMPLEMENTED``, which tells a client to treat the server as healthy); keep it
-    below the server's ``max_workers`` by the threads your own calls and ``Check``
-    need, or serve with ``grpc.aio`` (``AsyncHealthServicer``)."""
+    Args:
+        health: The ``Health`` whose endpoints the services answer for.
+        max_watches: How many ``Watch`` streams may be open at once. Each holds one
+            of the server's threads until the client cancels or the server stops;
+            another is answered ``UNIMPLEMENTED``, which tells a client to treat the
+            server as healthy. Keep it below the server's ``max_workers`` by the
+            threads your own calls and ``Check`` need, or serve with ``grpc.aio``
+            (``AsyncHealthServicer``).
+
+    Raises:
+        TypeError: ``health`` is not a ``Health``, or ``max_watches`` not a whole
+            number.
+        ValueError: ``max_watches`` is below 1.
+    """
 
     def __init__(self, health: Health, *, max_watches: int = 2) -> None:
         super().__init__(health, max_watches)
@@ -264,12 +307,43 @@ class HealthServicer(_Servicer):
         return snapshot
 
     def Check(self, request: Any, context: Any) -> Any:
+        """The ``Check`` RPC: a service's status now (the kubelet's ``grpc`` probe).
+
+        Args:
+            request: The ``HealthCheckRequest``; its ``service`` names the service.
+            context: The call's ``grpc.ServicerContext``.
+
+        Returns:
+            A ``HealthCheckResponse``; an unknown service ends the call with
+                ``NOT_FOUND``.
+        """
         return self._answer(request.service, self._fresh(), context)
 
     def List(self, request: Any, context: Any) -> Any:
+        """The ``List`` RPC: every service with its status now.
+
+        Args:
+            request: The ``HealthListRequest``.
+            context: The call's ``grpc.ServicerContext``.
+
+        Returns:
+            A ``HealthListResponse``.
+        """
         return self.listing(self._fresh())
 
     def Watch(self, request: Any, context: Any) -> Iterator[Any]:
+        """The ``Watch`` RPC: a service's status now, then each change, until the
+        client cancels or the server stops. An unknown service is sent
+        ``SERVICE_UNKNOWN`` (and its status if an endpoint of that name appears).
+
+        Args:
+            request: The ``HealthCheckRequest``; its ``service`` names the service.
+            context: The call's ``grpc.ServicerContext``.
+
+        Yields:
+            A ``HealthCheckResponse`` for each change. Past ``max_watches`` open
+                streams the call ends at once with ``UNIMPLEMENTED``.
+        """
         service: str = request.service
         woken = threading.Event()
         feed = _Feed(service, woken.set)
@@ -300,7 +374,17 @@ class HealthServicer(_Servicer):
 class AsyncHealthServicer(_Servicer):
     """``grpc.health.v1.Health`` for a ``grpc.aio`` server, from ``health``'s
     snapshot. Register it with ``health_pb2_grpc.add_HealthServicer_to_server``.
-    Each open ``Watch`` is a coroutine; at most ``max_watches`` are open at once."""
+
+    Args:
+        health: The ``Health`` whose endpoints the services answer for.
+        max_watches: How many ``Watch`` streams may be open at once (each is a
+            coroutine); another is answered ``UNIMPLEMENTED``.
+
+    Raises:
+        TypeError: ``health`` is not a ``Health``, or ``max_watches`` not a whole
+            number.
+        ValueError: ``max_watches`` is below 1.
+    """
 
     def __init__(self, health: Health, *, max_watches: int = 1000) -> None:
         super().__init__(health, max_watches)
@@ -320,12 +404,41 @@ class AsyncHealthServicer(_Servicer):
         return snapshot
 
     async def Check(self, request: Any, context: Any) -> Any:
+        """The ``Check`` RPC: a service's status now (the kubelet's ``grpc`` probe).
+
+        Args:
+            request: The ``HealthCheckRequest``; its ``service`` names the service.
+            context: The call's ``grpc.aio.ServicerContext``.
+
+        Returns:
+            A ``HealthCheckResponse``; an unknown service ends the call with
+                ``NOT_FOUND``.
+        """
         return self._answer(request.service, await self._fresh(), context)
 
     async def List(self, request: Any, context: Any) -> Any:
+        """The ``List`` RPC: every service with its status now.
+
+        Args:
+            request: The ``HealthListRequest``.
+            context: The call's ``grpc.aio.ServicerContext``.
+
+        Returns:
+            A ``HealthListResponse``.
+        """
         return self.listing(await self._fresh())
 
     async def Watch(self, request: Any, context: Any) -> None:
+        """The ``Watch`` RPC: a service's status now, then each change, written to
+        the stream until the client cancels or the server stops. An unknown service
+        is sent ``SERVICE_UNKNOWN`` (and its status if an endpoint of that name
+        appears). Past ``max_watches`` open streams the call ends at once with
+        ``UNIMPLEMENTED``.
+
+        Args:
+            request: The ``HealthCheckRequest``; its ``service`` names the service.
+            context: The call's ``grpc.aio.ServicerContext``, written to.
+        """
         service: str = request.service
         loop = asyncio.get_running_loop()
         woken = asyncio.Event()

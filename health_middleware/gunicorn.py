@@ -1,11 +1,14 @@
 """A gunicorn hook that wraps each worker's app, for every worker class.
 
-In your own ``gunicorn.conf.py``::
+In your own ``gunicorn.conf.py``:
 
-    from health_middleware.gunicorn import post_worker_init
+```python
+from health_middleware.gunicorn import post_worker_init
+```
 
 or with no config file of your own: ``gunicorn -c python:health_middleware.gunicorn
-proj.wsgi:application``. The ``Health`` comes from ``HEALTH_MIDDLEWARE_HEALTH``.
+proj.wsgi:application``. The ``Health`` comes from ``HEALTH_MIDDLEWARE_HEALTH``. The
+gunicorn page of the documentation shows both.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from health_middleware.asgi import HealthMiddleware
 from health_middleware.config.callables import interface
 from health_middleware.serve import health_from_environment
 from health_middleware.wsgi import WSGIHealthMiddleware
+
+__all__ = ["post_worker_init"]
 
 _ASGI_WORKERS = ("gunicorn.workers.gasgi", "uvicorn")
 
@@ -28,7 +33,18 @@ def _serves_asgi(worker: Any, app: Any) -> bool:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Runs in each worker after it loaded the app, before it serves."""
+    """gunicorn's ``post_worker_init`` hook: wrap the worker's app in the health
+    middleware, in each worker after it loaded the app, before it serves.
+
+    The ``Health`` is the one ``HEALTH_MIDDLEWARE_HEALTH`` names. An ASGI app (an
+    ASGI worker class, or an app that speaks ASGI) gets ``HealthMiddleware`` and
+    starts the refresher on its lifespan startup; a WSGI app gets
+    ``WSGIHealthMiddleware`` and the refresher starts at once, so the worker's first
+    probe finds the first round done. An app already wrapped is left alone.
+
+    Args:
+        worker: The gunicorn worker, as gunicorn passes it.
+    """
     # gunicorn's own ASGI worker keeps the app in .asgi; every other worker in .wsgi.
     attribute = "asgi" if hasattr(worker, "asgi") else "wsgi"
     app = getattr(worker, attribute)

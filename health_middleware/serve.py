@@ -1,14 +1,17 @@
 """One line for any server: factories that wrap an app named by a string.
 
-    HEALTH_MIDDLEWARE_APP=proj.asgi:app uvicorn health_middleware.serve:asgi --factory
-    gunicorn 'health_middleware.serve:wsgi("proj.wsgi:application")'
-    hypercorn 'health_middleware.serve:asgi("proj.asgi", "app")'
-    granian --interface asgi --factory health_middleware.serve:asgi
+```sh
+HEALTH_MIDDLEWARE_APP=proj.asgi:app uvicorn health_middleware.serve:asgi --factory
+gunicorn 'health_middleware.serve:wsgi("proj.wsgi:application")'
+hypercorn 'health_middleware.serve:asgi("proj.asgi", "app")'
+granian --interface asgi --factory health_middleware.serve:asgi
+```
 
 ``HEALTH_MIDDLEWARE_HEALTH=proj.health:health`` names the ``Health`` to use (else one
 with no checks); ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` keeps probes out of the access
 logs. A factory only imports and wraps: nothing starts (gunicorn ``--preload`` runs it
-in the master); the refresher starts in each worker.
+in the master); the refresher starts in each worker. The Servers pages show a line
+for each server.
 
 The gunicorn hook (``health_middleware.gunicorn``) takes its ``Health`` from here too.
 """
@@ -27,17 +30,50 @@ from health_middleware.health import Health
 from health_middleware.web.accesslog import quiet_probes
 from health_middleware.wsgi import WSGIHealthMiddleware
 
+__all__ = ["asgi", "health_from_environment", "wsgi"]
+
 
 def asgi(app: str | None = None, attribute: str | None = None) -> HealthMiddleware:
-    """The ASGI app named by ``app`` (``"module:attribute"``, or module and attribute
-    apart for hypercorn), else by ``HEALTH_MIDDLEWARE_APP``, behind the middleware."""
+    """The ASGI app named by a string, with the health endpoints in front of it.
+
+    Args:
+        app: ``"package.module:attribute"`` of the app, or the module alone with
+            ``attribute`` (as hypercorn needs it); ``None``: the
+            ``HEALTH_MIDDLEWARE_APP`` environment variable.
+        attribute: The app's attribute in the module ``app`` names, or None.
+
+    Returns:
+        The app behind ``HealthMiddleware``, with the ``Health`` of
+            ``health_from_environment()``.
+
+    Raises:
+        ValueError: No app given and ``HEALTH_MIDDLEWARE_APP`` not set, or a name
+            not of the form ``"package.module:attribute"``.
+        TypeError: The name is not a string, or names no ASGI app (for a WSGI app
+            the message names ``serve:wsgi``; an app factory is refused).
+        ImportError: The module cannot be imported.
+        AttributeError: The module has no such attribute.
+    """
     return HealthMiddleware(
         load_app(target_from(app, attribute), "asgi"), health_from_environment()
     )
 
 
 def wsgi(app: str | None = None, attribute: str | None = None) -> WSGIHealthMiddleware:
-    """The WSGI app named by ``app`` (or ``HEALTH_MIDDLEWARE_APP``), behind the middleware."""
+    """The WSGI app named by a string, with the health endpoints in front of it:
+    ``asgi``'s counterpart, raising as it does (``TypeError`` naming ``serve:asgi`` for
+    an ASGI app).
+
+    Args:
+        app: ``"package.module:attribute"`` of the app, or the module alone with
+            ``attribute``; ``None``: the ``HEALTH_MIDDLEWARE_APP`` environment
+            variable.
+        attribute: The app's attribute in the module ``app`` names, or None.
+
+    Returns:
+        The app behind ``WSGIHealthMiddleware``, with the ``Health`` of
+            ``health_from_environment()``.
+    """
     return WSGIHealthMiddleware(
         load_app(target_from(app, attribute), "wsgi"), health_from_environment()
     )
@@ -47,6 +83,8 @@ logger = logging.getLogger("health_middleware")
 
 
 def target_from(app: str | None, attribute: str | None) -> str:
+    """The ``"module:attribute"`` a factory's arguments (or ``HEALTH_MIDDLEWARE_APP``)
+    name."""
     if app is None:
         app = os.environ.get(environment.APP)
         if not app:
@@ -60,6 +98,7 @@ def target_from(app: str | None, attribute: str | None) -> str:
 
 
 def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
+    """The app ``target`` names, refused where it is not an ``expected`` app."""
     app = import_string(target, "app")
     if not callable(app):
         raise TypeError(f"app {target!r} is a {type(app).__name__}, not an application")
@@ -80,10 +119,19 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
 
 
 def health_from_environment() -> Health:
-    """The ``Health`` named by ``HEALTH_MIDDLEWARE_HEALTH``, else one with no checks
-    (with a warning); with ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the
-    access logs. Unknown ``HEALTH_MIDDLEWARE_*`` variables are warned about.
-    (``HEALTH_MIDDLEWARE_LISTEN`` is the runtime's, for every way of starting.)"""
+    """The ``Health`` the ``HEALTH_MIDDLEWARE_HEALTH`` environment variable names
+    (``"package.module:attribute"``), else one with no checks, with a warning.
+
+    With ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the access logs.
+    Unknown ``HEALTH_MIDDLEWARE_*`` variables are warned about.
+
+    Raises:
+        ValueError: A name not of the form ``"package.module:attribute"``.
+        TypeError: The variable names something that is not a ``Health``.
+        ImportError: The module cannot be imported.
+        AttributeError: The module has no such attribute.
+    """
+    # HEALTH_MIDDLEWARE_LISTEN is the runtime's, for every way of starting.
     environment.warn_unknown()
     target = os.environ.get(environment.HEALTH)
     if not target:

@@ -1,8 +1,10 @@
-"""OpenTelemetry for a ``Health`` (the ``otel`` extra: ``opentelemetry-api`` only)::
+"""OpenTelemetry for a ``Health`` (the ``otel`` extra: ``opentelemetry-api`` only):
 
-    from health_middleware.telemetry import instrument
+```python
+from health_middleware.telemetry import instrument
 
-    instrument(health)  # the global providers, or meter_provider=/tracer_provider=
+instrument(health)  # the global providers, or meter_provider=/tracer_provider=
+```
 
 What it produces, all from the refresher (a request never records anything):
 
@@ -16,8 +18,8 @@ What it produces, all from the refresher (a request never records anything):
   one of ``pass``/``warn``/``fail`` (attribute ``health.status``), 0 for the others;
 - ``health.check.status`` (observable gauge): the same for each check.
 
-Under several workers (``Several workers, one server`` in the README) an instance
-check runs once per interval in one worker: that worker records its span and
+Under several workers (the documentation's "Several workers, one server" page) an
+instance check runs once per interval in one worker: that worker records its span and
 histogram, and the check's gauge is observed only in the worker that ran its last
 result, so a sum over the instance's processes counts each check once. Checks with
 ``scope="process"`` and the whole's status are each worker's own (each worker answers
@@ -38,6 +40,8 @@ from health_middleware.model.result import Outcome
 if TYPE_CHECKING:  # an optional dependency, imported when used
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.trace import TracerProvider
+
+__all__ = ["instrument"]
 
 STATUSES = ("pass", "warn", "fail")
 _instrumented: weakref.WeakSet[Health] = weakref.WeakSet()
@@ -60,8 +64,21 @@ def instrument(
     meter_provider: MeterProvider | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> None:
-    """Report ``health``'s checks through OpenTelemetry: the providers given, else the
-    global ones. Once per ``Health`` (a second call raises)."""
+    """Report ``health``'s checks through OpenTelemetry: the metrics and spans this
+    module's description lists, recorded by the refresher.
+
+    Args:
+        health: The ``Health`` to report.
+        meter_provider: The ``MeterProvider`` for the metrics; ``None``: the global
+            one.
+        tracer_provider: The ``TracerProvider`` for the spans; ``None``: the global
+            one.
+
+    Raises:
+        ValueError: ``health`` is already instrumented (once per ``Health``).
+        TypeError: ``health`` is not a ``Health``.
+        ImportError: ``opentelemetry-api`` is not installed.
+    """
     if not isinstance(health, Health):
         raise TypeError(f"health must be a Health object, got {type(health).__name__}")
     _require()

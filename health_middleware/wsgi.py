@@ -11,6 +11,8 @@ from health_middleware.health import Health
 from health_middleware.process.shutdown import in_gunicorn_worker
 from health_middleware.web.response import METHOD_NOT_ALLOWED, Prepared
 
+__all__ = ["WSGIHealthMiddleware"]
+
 _monotonic = time.monotonic
 
 
@@ -28,8 +30,23 @@ if TYPE_CHECKING:
 
 
 class WSGIHealthMiddleware:
-    """Wrap a WSGI app; answer ``health``'s paths (``PATH_INFO``) from its snapshot.
-    Any other request gets the app's own iterable back, untouched."""
+    """A WSGI app with ``health``'s endpoints in front of it.
+
+    A request whose ``PATH_INFO`` is one of ``health``'s paths is answered from its
+    snapshot before the app sees it; any other request gets the app's own iterable
+    back, untouched. The refresher starts on a thread of its own at the first health
+    request (or at once in a gunicorn worker, where the middleware is made after the
+    fork).
+
+    Args:
+        app: The WSGI application.
+        health: The ``Health`` whose endpoints to answer.
+
+    Raises:
+        TypeError: ``health`` is not a ``Health``, or ``app`` is not a WSGI
+            application (for an ASGI one the message names ``HealthMiddleware``; an
+            app factory is refused).
+    """
 
     def __init__(self, app: WSGIApplication, health: Health) -> None:
         if not isinstance(health, Health):

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import (
+    PUBLIC_MODULES,
     REPO,
     Server,
     answer,
@@ -38,25 +39,8 @@ from tests.support import (
 DOCS = REPO / "docs"
 EXAMPLES = DOCS / "examples"
 SITE_URL = "https://health-middleware.readthedocs.io/en/latest/"
-# The names the documentation may use: everything else in the package is internal.
-PUBLIC = {
-    "asgi",
-    "celery",
-    "checks",
-    "django",
-    "formats",
-    "grpc",
-    "gunicorn",
-    "prometheus",
-    "serve",
-    "telemetry",
-    "wsgi",
-}
 # Pages that may name internal modules: the architecture page and the changelog (history).
 INTERNALS_ALLOWED = ("reference/architecture/", "reference/changelog/")
-# Internal names the package's own docstrings show in the API reference today, for the
-# docstrings' rewrite (issue 25, item 2) to remove; no page may add another.
-DOCSTRINGS_NAMING_INTERNALS = {"reference/api/index.html: health_middleware.django.config"}
 SERVING = 1  # grpc.health.v1.HealthCheckResponse.SERVING
 
 
@@ -108,11 +92,17 @@ def internal_modules() -> set[str]:
         ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
         for path in package.rglob("*.py")
     }
-    return {name for name in names if name.split(".")[0] not in PUBLIC or "." in name} - {
+    return {name for name in names if name.split(".")[0] not in PUBLIC_MODULES or "." in name} - {
         "__init__",
         "__main__",
-        *PUBLIC,
+        *PUBLIC_MODULES,
     }
+
+
+# A tooltip: the API reference's tables give each type name the path it is defined
+# at (``model.report.Report``, a TypeVar of ``health``) as a ``title``. What a page
+# says, links to and anchors must not name an internal module; a tooltip may.
+TITLE = re.compile(r'\stitle="[^"]*"')
 
 
 def test_no_page_names_an_internal_module(site: Path) -> None:
@@ -123,9 +113,9 @@ def test_no_page_names_an_internal_module(site: Path) -> None:
         f"{page.relative_to(site)}: {match.group(0)}"
         for page in site.rglob("*.html")
         if not str(page.relative_to(site)).startswith(INTERNALS_ALLOWED)
-        for match in pattern.finditer(page.read_text())
+        for match in pattern.finditer(TITLE.sub("", page.read_text()))
     }
-    assert not named - DOCSTRINGS_NAMING_INTERNALS, sorted(named)
+    assert not named, sorted(named)
 
 
 SHOTS = {"home": "", "framework": "frameworks/fastapi/", "api-reference": "reference/api/"}

@@ -9,11 +9,12 @@ check's ``timeout`` so a dependency that accepts and never answers fails cleanly
 its connection closed, before the refresher abandons the run. Each validates its
 arguments when it is made (TypeError for a wrong type, ValueError for a wrong value,
 naming the option). Drivers are optional extras, imported only when the check is made.
-
-Public (``health_middleware.checks``). Imports ``model`` and ``config``, and of the
-engine only ``stalls.within``: the checks bound their I/O by the loop's time, so one
-held up by another's blocking does not time out inside for it.
+The Checks page of the documentation describes each, with examples.
 """
+
+# Public. Imports model and config, and of the engine only stalls.within: the checks
+# bound their I/O by the loop's time, so one held up by another's blocking does not
+# time out inside for it.
 
 from health_middleware.checks._common import Check
 from health_middleware.checks.datastores import (

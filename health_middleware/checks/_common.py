@@ -15,7 +15,9 @@ from typing import Any, Literal
 from health_middleware.config.callables import needs_arguments
 from health_middleware.model.result import CheckFunction, CheckResult
 
-Check = CheckFunction  # a check function: no arguments, sync or async
+Check = CheckFunction
+"""A check function, as each built-in check returns it: no arguments, sync or
+``async def``, carrying its IETF ``component_type`` and its ``scope``."""
 Scope = Literal["process", "instance"]
 
 

@@ -38,9 +38,21 @@ class _Connection(Protocol):
 
 @makes_check("checks.dbapi(lambda: driver.connect(...))")
 def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
-    """Open a DB-API connection with ``connect()``, run ``query``, close it:
-    ``responseTime`` in ms. Give ``connect`` its own timeout (sqlite3 ``timeout=``,
-    PyMySQL ``connect_timeout=`` and ``read_timeout=``, psycopg ``connect_timeout=``)."""
+    """Any DB-API 2.0 database: open a connection, run ``query``, close it.
+
+    The check is sync (it runs on a check thread), a connection per run.
+
+    Args:
+        connect: A function of no arguments that returns a new DB-API connection,
+            e.g. ``lambda: sqlite3.connect(path, timeout=1)``. Give it a timeout of
+            its own (sqlite3 ``timeout=``, PyMySQL ``connect_timeout=`` and
+            ``read_timeout=``, psycopg ``connect_timeout=``): a sync run cannot be
+            interrupted.
+        query: The statement to run; its first row is fetched.
+
+    Returns:
+        A check whose observed value is the round trip's ``responseTime`` in ms.
+    """
     if not callable(connect):
         raise TypeError("connect must be a callable returning a DB-API connection")
     no_arguments("connect", connect)
@@ -65,9 +77,19 @@ def dbapi(connect: Callable[[], Any], *, query: str = "SELECT 1") -> Check:
 
 @makes_check("checks.sqlalchemy(engine)")
 def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
-    """A round trip through a SQLAlchemy ``Engine`` or ``AsyncEngine`` and its pool
-    (the connection goes back to the pool): ``responseTime`` in ms. A sync engine's
-    connect timeout is its own (``connect_args``)."""
+    """A round trip through a SQLAlchemy engine and its pool (the ``sqlalchemy``
+    extra): a connection from the pool runs ``query`` and goes back to it.
+
+    Args:
+        engine: Your ``Engine`` (a sync check, on a check thread) or ``AsyncEngine``
+            (an async check).
+        query: The statement to run.
+        timeout: Seconds the round trip may take, for an ``AsyncEngine``. A sync
+            engine's connect timeout is its own (``connect_args``).
+
+    Returns:
+        A check whose observed value is the round trip's ``responseTime`` in ms.
+    """
     sa = need("sqlalchemy", "sqlalchemy")
     timeout, query = seconds("timeout", timeout), text("query", query)
     statement = sa.text(query)
@@ -95,8 +117,21 @@ def sqlalchemy(engine: Any, *, query: str = "SELECT 1", timeout: float = 1.0) ->
 
 @makes_check("checks.postgres(dsn)")
 def postgres(target: Any, *, timeout: float = 1.0) -> Check:
-    """PostgreSQL with psycopg 3: a ``dsn`` string (a connection per run, closed), or
-    your ``psycopg_pool`` ``AsyncConnectionPool`` / ``ConnectionPool``."""
+    """PostgreSQL answers ``SELECT 1``, with psycopg 3 (the ``postgres`` extra).
+
+    Args:
+        target: A connection string, as a URL (``postgresql://user@host:5432/db``) or
+            ``key=value`` pairs (an async check, a connection per run, closed), or
+            your ``psycopg_pool`` ``AsyncConnectionPool`` (async) or
+            ``ConnectionPool`` (sync; the connection goes back to the pool). A
+            string psycopg cannot parse is refused at once, without repeating it (it
+            may hold a password).
+        timeout: Seconds the round trip may take (for a ``ConnectionPool``: the wait
+            for its connection).
+
+    Returns:
+        A check whose observed value is the round trip's ``responseTime`` in ms.
+    """
     psycopg = need("psycopg", "postgres")
     timeout = seconds("timeout", timeout)
     if isinstance(target, str):
@@ -155,8 +190,19 @@ def _conninfo(psycopg: Any, dsn: str) -> str:
 
 @makes_check("checks.redis(url)")
 def redis(target: Any, *, timeout: float = 1.0) -> Check:
-    """Redis ``PING``: a URL (a client per run, closed), or your ``redis.asyncio.Redis``
-    or ``redis.Redis`` client: ``responseTime`` in ms."""
+    """Redis answers ``PING`` (the ``redis`` extra).
+
+    Args:
+        target: A URL (``redis://`` or ``rediss://`` with a host, or ``unix://`` with
+            the socket's path: an async check, a client per run, closed), or your
+            ``redis.asyncio.Redis`` (async) or ``redis.Redis`` client. A sync
+            client's own timeouts and retry policy bound its runs (redis-py retries
+            with back-off by default).
+        timeout: Seconds to connect and answer, for a URL or an async client.
+
+    Returns:
+        A check whose observed value is the round trip's ``responseTime`` in ms.
+    """
     client_module = need("redis", "redis")
     asyncio_redis = need("redis.asyncio", "redis")
     timeout = seconds("timeout", timeout)
@@ -214,9 +260,19 @@ def _mysql_options(url: str) -> dict[str, Any]:
 
 @makes_check("checks.mysql(url)")
 def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Check:
-    """MySQL or MariaDB with aiomysql: a ``mysql://user:password@host:port/db`` URL (a
-    connection per run, closed), or your ``aiomysql.Pool`` (the connection goes back to
-    it). ``responseTime`` in ms."""
+    """MySQL or MariaDB runs ``query``, with aiomysql (the ``mysql`` extra).
+
+    Args:
+        target: A ``mysql://user:password@host:port/db`` URL (``mariadb://`` too; a
+            connection per run, closed), or your ``aiomysql.Pool`` (the connection
+            goes back to it).
+        query: The statement to run; its first row is fetched.
+        timeout: Seconds to connect and answer.
+
+    Returns:
+        An async check whose observed value is the round trip's ``responseTime`` in
+            ms.
+    """
     aiomysql = need("aiomysql", "mysql")
     timeout, query = seconds("timeout", timeout), text("query", query)
     if isinstance(target, aiomysql.Pool):
@@ -258,8 +314,18 @@ def mysql(target: Any, *, query: str = "SELECT 1", timeout: float = 1.0) -> Chec
 
 @makes_check("checks.memcached(host, port)")
 def memcached(host: str = "127.0.0.1", port: int = 11211, *, timeout: float = 1.0) -> Check:
-    """memcached answers ``version`` over its text protocol (no driver needed):
-    ``responseTime`` in ms; a connection per run, closed."""
+    """memcached answers ``version`` over its text protocol (no driver needed); a
+    connection per run, closed.
+
+    Args:
+        host: The server's host name or address, without a port.
+        port: The server's port.
+        timeout: Seconds to connect and answer.
+
+    Returns:
+        An async check whose observed value is the round trip's ``responseTime`` in
+            ms.
+    """
     host, port = host_name("host", host), port_number(port)
     timeout = seconds("timeout", timeout)
 

@@ -27,8 +27,18 @@ from health_middleware.model.result import CheckResult
 
 @makes_check("checks.amqp(url)")
 def amqp(url: str, *, timeout: float = 2.0) -> Check:
-    """An AMQP 0-9-1 broker (RabbitMQ) completes the connection handshake, with pika:
-    a connection per run, closed. ``responseTime`` in ms."""
+    """An AMQP 0-9-1 broker (RabbitMQ) completes the connection handshake, with pika
+    (the ``amqp`` extra); a connection per run, closed.
+
+    Args:
+        url: An ``amqp://`` or ``amqps://`` URL, as pika reads it
+            (``amqp://user:password@host:5672/vhost``).
+        timeout: Seconds for the socket and the handshake.
+
+    Returns:
+        A sync check whose observed value is the time to connect
+            (``responseTime``), in ms.
+    """
     pika = need("pika", "amqp")
     timeout = seconds("timeout", timeout)
     checked_url("url", url, ("amqp", "amqps"))
@@ -52,10 +62,21 @@ def amqp(url: str, *, timeout: float = 2.0) -> Check:
 
 @makes_check("checks.nats(url)")
 def nats(target: Any, *, timeout: float = 1.0, jetstream: bool = False) -> Check:
-    """NATS with nats-py: connect and a ``flush`` round trip (PING/PONG), and with
-    ``jetstream=True`` JetStream's account info. ``target``: a ``nats://`` URL (a
-    connection per run, closed) or your connected ``nats.aio.client.Client``.
-    ``responseTime`` in ms."""
+    """A NATS server answers a round trip (PING/PONG), with nats-py (the ``nats``
+    extra).
+
+    Args:
+        target: A ``nats://`` URL (``tls://``, ``ws://`` and ``wss://`` too; a
+            connection per run, closed), or your connected
+            ``nats.aio.client.Client``.
+        timeout: Seconds to connect and answer.
+        jetstream: Also ask for JetStream's account info, so a server without
+            JetStream, or whose JetStream does not answer, fails.
+
+    Returns:
+        An async check whose observed value is the round trip's ``responseTime``
+            in ms.
+    """
     client_module = need("nats.aio.client", "nats")
     timeout = seconds("timeout", timeout)
     if not isinstance(jetstream, bool):
@@ -161,10 +182,23 @@ def mqtt(
     password: str | None = None,
     ssl: _ssl.SSLContext | None = None,
 ) -> Check:
-    """An MQTT broker accepts a session (CONNECT/CONNACK) and answers a PINGREQ with a
-    PINGRESP, then the session ends with DISCONNECT: ``responseTime`` in ms. ``ssl``: an
-    ``SSLContext`` for MQTT over TLS. Speaks the few MQTT 3.1.1 packets itself: no
-    client library exposes a ping round trip."""
+    """An MQTT broker accepts a session (CONNECT, CONNACK) and answers a PINGREQ
+    with a PINGRESP; the session then ends with DISCONNECT. The check speaks these
+    few MQTT 3.1.1 packets itself (no driver needed): no client library exposes a
+    ping round trip.
+
+    Args:
+        host: The broker's host name or address, without a port.
+        port: The broker's port.
+        timeout: Seconds to connect and answer.
+        username: The user name to connect as; ``None``: none.
+        password: The password, with ``username``.
+        ssl: An ``ssl.SSLContext`` for MQTT over TLS; ``None``: plain TCP.
+
+    Returns:
+        An async check whose observed value is the round trip's ``responseTime``
+            in ms.
+    """
     host, port = host_name("host", host), port_number(port)
     timeout = seconds("timeout", timeout)
     for name, value in (("username", username), ("password", password)):
@@ -205,11 +239,20 @@ def mqtt(
 
 @makes_check("checks.celery(celery_app)")
 def celery(app: Any, *, min_workers: int = 1, timeout: float = 1.0) -> Check:
-    """At least ``min_workers`` Celery workers answer ``app.control.ping``: the
-    observed value is how many answered (``workers``). A connection to the broker per
-    run, closed. ``timeout`` bounds the run: the wait for replies takes half of it (a
-    ping always waits that long, for every worker to answer), each broker socket
-    operation a quarter at most."""
+    """At least ``min_workers`` Celery workers answer a ping (the ``celery``
+    extra); a connection to the broker per run, closed.
+
+    Args:
+        app: Your ``celery.Celery`` application, configured with its broker.
+        min_workers: How many workers must answer.
+        timeout: Seconds the run may take: the wait for replies takes half of it (a
+            ping always waits that long, for every worker to answer), each broker
+            socket operation a quarter at most.
+
+    Returns:
+        A sync check whose observed value is how many workers answered (unit
+            ``workers``).
+    """
     celery_module = need("celery", "celery")
     if not isinstance(app, celery_module.Celery):
         raise TypeError("app must be a celery.Celery application")

@@ -27,7 +27,18 @@ from health_middleware.model.result import CheckResult
 
 @makes_check("checks.tcp(host, port)")
 def tcp(host: str, port: int, *, timeout: float = 1.0) -> Check:
-    """A TCP connection to ``host:port`` opens (then closes): ``responseTime`` in ms."""
+    """A TCP connection to ``host:port`` opens (then closes).
+
+    Args:
+        host: The host name or address, without a port (an IPv6 address bare,
+            without brackets).
+        port: The port.
+        timeout: Seconds the connection may take to open.
+
+    Returns:
+        An async check whose observed value is the time to connect
+            (``responseTime``), in ms.
+    """
     host, port = host_name("host", host), port_number(port)
     timeout = seconds("timeout", timeout)
 
@@ -66,9 +77,23 @@ def dns(
     tcp: bool = False,
     timeout: float = 1.0,
 ) -> Check:
-    """``name`` resolves within ``timeout`` (with ``expect``: to that address among
-    others), with dnspython's async resolver: the system's nameservers, or
-    ``nameserver``:``port``; ``tcp=True`` asks over TCP. ``responseTime`` in ms."""
+    """A DNS name resolves, with dnspython's async resolver (the ``dns`` extra).
+
+    Args:
+        name: The domain name to resolve.
+        expect: An IP address the answer must include (with ``rdtype`` ``A`` or
+            ``AAAA``, of the same family); ``None``: any answer passes.
+        rdtype: The record type to ask for, such as ``A``, ``AAAA`` or ``MX``.
+        nameserver: The IP address of the nameserver to ask; ``None``: the
+            system's nameservers.
+        port: The nameserver's port.
+        tcp: Ask over TCP rather than UDP.
+        timeout: Seconds the resolution may take.
+
+    Returns:
+        An async check whose observed value is the time to resolve
+            (``responseTime``), in ms.
+    """
     resolver_module = need("dns.asyncresolver", "dns")
     exception_module = need("dns.exception", "dns")
     rdatatype = need("dns.rdatatype", "dns")
@@ -136,10 +161,28 @@ def tls_certificate(
     context: ssl.SSLContext | None = None,
     timeout: float = 2.0,
 ) -> Check:
-    """Days until the certificate served at ``host:port`` expires (``days``): ``warn``
-    at or below ``warn_days``, ``fail`` at or below ``fail_days``. The chain and the
-    name must verify (against the system's CAs, ``cafile`` or your ``context``);
-    one that does not fails, its ``output`` saying why."""
+    """The days until the certificate served at ``host:port`` expires.
+
+    The chain and the name must verify (against the system's CAs, ``cafile`` or your
+    ``context``); a certificate that does not fails the check, its ``output`` saying
+    why.
+
+    Args:
+        host: The host name or address to connect to, without a port.
+        port: The TLS port.
+        warn_days: The check warns at or below this many days left.
+        fail_days: The check fails at or below this many days left; not above
+            ``warn_days``.
+        server_hostname: The name to ask for (SNI) and verify; ``None``: ``host``.
+        cafile: A file of CA certificates (PEM) to verify against instead of the
+            system's; an alternative to ``context``.
+        context: Your ``ssl.SSLContext``, which must verify certificates; an
+            alternative to ``cafile``.
+        timeout: Seconds to connect and complete the handshake.
+
+    Returns:
+        An async check whose observed value is the days left (unit ``days``).
+    """
     host, port = host_name("host", host), port_number(port)
     timeout = seconds("timeout", timeout)
     warn_days, fail_days = (

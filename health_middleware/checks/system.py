@@ -14,9 +14,19 @@ from health_middleware.model.result import CheckResult
 
 @makes_check("checks.disk(path)")
 def disk(path: str | os.PathLike[str] = "/", *, warn: float = 90.0, fail: float = 95.0) -> Check:
-    """Used space of the filesystem holding ``path``, as ``utilization`` in percent,
-    computed as ``df`` does: used / (used + available to unprivileged users), so the
-    blocks reserved for root count neither way and 100 means a full disk for the app."""
+    """The used space of the filesystem holding ``path``, in percent.
+
+    Computed as ``df`` does: used / (used + available to unprivileged users), so the
+    blocks reserved for root count neither way and 100 means a full disk for the app.
+
+    Args:
+        path: A path on the filesystem to watch; it must exist when the check is made.
+        warn: The percentage from which the check warns.
+        fail: The percentage from which the check fails; not below ``warn``.
+
+    Returns:
+        A sync check whose observed value is the used space (unit ``percent``).
+    """
     warn, fail = percent("warn", warn), percent("fail", fail)
     ordered(("warn", warn), ("fail", fail))
     if not isinstance(path, str | os.PathLike):
@@ -53,7 +63,17 @@ def _rss_bytes() -> int:
 
 @makes_check("checks.memory()")
 def memory(*, warn_mib: float | None = None, fail_mib: float | None = None) -> Check:
-    """The process's resident memory (RSS) in MiB, with optional thresholds."""
+    """This process's resident memory (RSS), in MiB; measured in every worker.
+
+    Args:
+        warn_mib: The MiB from which the check warns; ``None``: never.
+        fail_mib: The MiB from which the check fails; ``None``: never. Not below
+            ``warn_mib``.
+
+    Returns:
+        A sync check (``scope="process"``) whose observed value is the resident
+            memory (unit ``MiB``).
+    """
     for name, value in (("warn_mib", warn_mib), ("fail_mib", fail_mib)):
         if value is not None:
             positive(name, value, "MiB")
@@ -73,9 +93,20 @@ MAX_LAG = 60.0  # seconds: a threshold above it is a unit mistake (milliseconds)
 
 @makes_check("checks.event_loop_lag()")
 def event_loop_lag(*, warn: float = 0.1, fail: float = 0.5, sample: float = 0.01) -> Check:
-    """How late the event loop wakes from a short sleep, reported in ms: under ASGI it
-    runs on the app's loop, so a wedged or overloaded worker shows here (tag it
-    ``live``). ``warn``, ``fail`` and ``sample`` are in seconds (0.1 is 100 ms)."""
+    """How late the event loop wakes from a short sleep; measured in every worker.
+
+    Under ASGI it runs on the app's event loop, so a wedged or overloaded worker
+    shows here: tag it ``live``. The thresholds are in seconds (0.1 is 100 ms); one
+    above 60 is refused as a unit mistake.
+
+    Args:
+        warn: Seconds late from which the check warns.
+        fail: Seconds late from which the check fails; not below ``warn``.
+        sample: Seconds of the sleep it measures.
+
+    Returns:
+        An async check (``scope="process"``) whose observed value is the lag, in ms.
+    """
     warn, fail, sample = seconds("warn", warn), seconds("fail", fail), seconds("sample", sample)
     for name, value in (("warn", warn), ("fail", fail)):
         if value > MAX_LAG:

@@ -54,9 +54,24 @@ def http(
     method: str = "GET",
     client: Any = None,
 ) -> Check:
-    """An HTTP request answered with a status in ``expect``: ``responseTime`` in ms.
-    ``timeout`` bounds the whole run (a peer that drips its answer fails by it).
-    ``client``: your ``httpx.AsyncClient`` or ``httpx.Client``, else one per run."""
+    """An HTTP request is answered with an expected status, with httpx (the
+    ``http`` extra).
+
+    Args:
+        url: An ``http://`` or ``https://`` URL; with a ``client`` that has a
+            ``base_url``, a path is enough.
+        expect: The statuses that pass: any container of ints, such as
+            ``range(200, 400)`` or ``{200, 204}``.
+        timeout: Seconds the whole run may take, the answer's body included (a peer
+            that drips its answer fails by it).
+        method: The HTTP method, such as ``GET`` or ``HEAD``.
+        client: Your ``httpx.AsyncClient`` (async) or ``httpx.Client`` (sync), with
+            its own settings; ``None``: a client per run, closed.
+
+    Returns:
+        A check whose observed value is the request's ``responseTime`` in ms; off
+            ``expect``, it fails with the output ``HTTP <status>``.
+    """
     httpx = need("httpx", "http")
     timeout, expect = seconds("timeout", timeout), _statuses(expect)
     if not _TOKEN.fullmatch(text("method", method)):
@@ -119,9 +134,21 @@ def smtp(
     context: ssl.SSLContext | None = None,
     timeout: float = 2.0,
 ) -> Check:
-    """An SMTP server answers EHLO and NOOP (and with ``starttls=True`` upgrades to TLS
-    first, verified by ``context`` or the system's CAs), with aiosmtplib: a connection
-    per run, ended with QUIT. ``responseTime`` in ms."""
+    """An SMTP server answers EHLO and NOOP, with aiosmtplib (the ``smtp`` extra); a
+    connection per run, ended with QUIT.
+
+    Args:
+        host: The server's host name or address, without a port.
+        port: The server's port.
+        starttls: Upgrade the connection with STARTTLS before NOOP; the certificate
+            must verify.
+        context: The ``ssl.SSLContext`` that verifies STARTTLS (with
+            ``starttls=True``); ``None``: the system's CAs.
+        timeout: Seconds the whole exchange may take.
+
+    Returns:
+        An async check whose observed value is the exchange's ``responseTime`` in ms.
+    """
     aiosmtplib = need("aiosmtplib", "smtp")
     host, port = host_name("host", host), port_number(port)
     timeout = seconds("timeout", timeout)
@@ -164,11 +191,21 @@ def grpc(
     credentials: Any = None,
     timeout: float = 1.0,
 ) -> Check:
-    """A gRPC upstream's standard health service (``grpc.health.v1.Health/Check``)
-    reports ``service`` (``""``: the whole server) SERVING; anything else fails,
-    ``output`` naming the status. ``target``: ``host:port`` (a channel per run, closed;
-    ``credentials``: ``grpc.ssl_channel_credentials(...)`` for TLS) or your
-    ``grpc.aio.Channel``. ``responseTime`` in ms."""
+    """A gRPC server's standard health service (``grpc.health.v1.Health/Check``)
+    reports ``service`` as ``SERVING`` (the ``grpc`` extra); any other answer fails,
+    its ``output`` naming the status.
+
+    Args:
+        target: ``"host:port"`` (the port is required: gRPC would take 443; a
+            channel per run, closed) or your ``grpc.aio.Channel``.
+        service: The service to ask about; ``""``: the server as a whole.
+        credentials: ``grpc.ssl_channel_credentials(...)`` for TLS, with a
+            ``"host:port"`` target; ``None``: a plain-text channel.
+        timeout: Seconds the call may take, connecting included.
+
+    Returns:
+        An async check whose observed value is the call's ``responseTime`` in ms.
+    """
     grpc_module = need("grpc", "grpc")
     health_pb2 = need("grpc_health.v1.health_pb2", "grpc")
     health_pb2_grpc = need("grpc_health.v1.health_pb2_grpc", "grpc")

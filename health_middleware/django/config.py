@@ -155,8 +155,13 @@ def _build() -> Health:
 
 
 def get_health() -> Health:
-    """The project's ``Health``: made once per process (at the latest when Django's
-    apps are ready), from the ``HEALTH_MIDDLEWARE`` setting."""
+    """The project's ``Health``, made once per process from the
+    ``HEALTH_MIDDLEWARE`` setting (at the latest when Django's apps are ready), with
+    the checks Django's own settings describe.
+
+    Raises:
+        ImproperlyConfigured: A mistake in the setting, naming it.
+    """
     global _health
     with _lock:
         if _health is None:

@@ -7,10 +7,11 @@ time, when a snapshot is built: every format costs a request the same.
 object for options, e.g. ``Envelope(ok="服务正常运行")``, ``MicroProfile(version="1.0")``,
 ``Html(refresh=10)`` or ``Negotiate(default="text")``.
 
-Public (``health_middleware.formats``). A format sees only a ``Report`` and the
-``Service`` (``model.report``): it imports ``model``, ``web`` and ``config``, never the
-engine.
+A format of your own is any object with the ``render`` method of ``Format``.
 """
+
+# Public. A format sees only a Report and the Service (model.report): it imports
+# model, web and config, never the engine.
 
 from __future__ import annotations
 
@@ -40,7 +41,18 @@ NAMED: dict[str, Callable[[], Format]] = {
 
 
 def resolve(format: object) -> Format:  # the public option's name
-    """A format object for a name or an object; refuse anything else at once."""
+    """The format object for a ``format=`` option; anything else is refused at once.
+
+    Args:
+        format: A format's name (a key of ``NAMED``) or a format object.
+
+    Returns:
+        A new format object for a name; the object itself otherwise.
+
+    Raises:
+        ValueError: An unknown name (the message lists the known ones).
+        TypeError: Neither a name nor an object with a ``render`` method.
+    """
     if isinstance(format, str):
         if format not in NAMED:
             raise ValueError(f"unknown format {format!r}: choose one of {sorted(NAMED)}")

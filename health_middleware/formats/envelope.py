@@ -35,8 +35,22 @@ def _details(failing: list[Counted], service: Service) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """The messages are yours, e.g. ``Envelope(ok="服务正常运行",
-    unhealthy="服务暂时不可用", degraded="数据库连接失败")`` for a Chinese-language API."""
+    """A business API's envelope: ``{"code", "message", "data"}``.
+
+    Healthy (pass or warn): HTTP 200, code 0, ``data`` with ``status`` "healthy",
+    ``timestamp``, ``service`` and ``uptime`` (seconds). A failing datastore check
+    (``component_type="datastore"``): 503, code 50002, "degraded", with ``details``.
+    Any other failure (starting, draining, stale included): 503, code 50001,
+    "unhealthy". ``timestamp`` has whole-second resolution. The messages are yours,
+    e.g. ``Envelope(ok="服务正常运行", unhealthy="服务暂时不可用",
+    degraded="数据库连接失败")`` for a Chinese-language API.
+
+    Attributes:
+        ok: The ``message`` when healthy.
+        unhealthy: The ``message`` when failing for any other reason than a
+            datastore.
+        degraded: The ``message`` when a datastore check fails.
+    """
 
     ok: str = "Service is running normally"
     unhealthy: str = "Service temporarily unavailable"
@@ -48,6 +62,8 @@ class Envelope:
                 raise TypeError(f"Envelope({name}=...) must be a string")
 
     def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """The envelope's JSON, with the endpoint's HTTP status for the report. The
+        arguments are ``Format.render``'s."""
         timestamp = iso_utc(math.floor(now))
         data: dict[str, Any]
         if report.status != "fail":

@@ -137,7 +137,17 @@ MAX_TRANSITIONS = 30
 
 @dataclass(frozen=True, slots=True)
 class Html:
-    """The status page; ``refresh`` is how often (seconds) it reloads itself."""
+    """``text/html``: a status page for people, self-contained (no script, no
+    external asset) and reloading itself.
+
+    Each check with its status (a word and a symbol, never colour alone), the time
+    its last run took, its observed value, when its status last changed and, off
+    pass, the output the JSON formats would show; then the recent transitions of the
+    whole and of each check. Every text is escaped.
+
+    Attributes:
+        refresh: Seconds between two reloads of the page, from 1 to 3600.
+    """
 
     refresh: int = 5
 
@@ -148,6 +158,8 @@ class Html:
             raise ValueError("Html(refresh=...) must be from 1 to 3600 seconds")
 
     def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """The status page, with the endpoint's HTTP status for the report. The
+        arguments are ``Format.render``'s."""
         key = report.status if report.phase == "serving" else report.phase
         title = service.service_id or "Health"
         parts = [

@@ -44,9 +44,19 @@ def _check_entry(counted: Counted, service: Service) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Ietf:
-    """The IETF health check response; ``status_case`` is a ``Health`` option."""
+    """``application/health+json``: the health check response of the IETF draft
+    (draft-inadarei-api-health-check-06), the default format.
+
+    ``status``, ``output`` off pass, the service's fields (``version``,
+    ``releaseId``, ``serviceId``, ``description``, ``notes``), ``checks`` keyed
+    ``component:measurement`` and ``links``. A probe's minimal body is
+    ``{"status": "pass"}`` (with ``output`` off pass). The statuses' case is the
+    ``Health``'s ``status_case``.
+    """
 
     def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """The draft's JSON, with the endpoint's HTTP status for the report. The
+        arguments are ``Format.render``'s."""
         doc: dict[str, Any] = {"status": _case(report.status, service)}
         if report.details:
             for key, value in (

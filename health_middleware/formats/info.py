@@ -136,7 +136,24 @@ def read_git(start: Path) -> dict[str, str]:
 
 @dataclass(eq=False)
 class Info:
-    """The ``/health/info`` format; pass it as ``Health(info=Info(...))``."""
+    """What the info endpoint (``/health/info``) says: which code runs where.
+
+    Pass it as ``Health(info=Info(...))``. Each field comes from its argument, else
+    from an environment variable (the usual CI and platform ones; the Endpoints page
+    lists them), else, for ``repo`` and ``revision``, from the git checkout in the
+    working directory, read once per process (no ``git`` command is run). Fields
+    with no value are left out; the answer is always HTTP 200.
+
+    Attributes:
+        repo: The repository, e.g. ``"acme/api"``; a URL is reduced to that.
+        revision: The commit the code was built from.
+        version: The version; ``None``: ``Health(version=...)``.
+        build_type: How it was built, e.g. ``"docker"``.
+        build_date: When it was built.
+        environment: Where it runs, e.g. ``"production"``.
+        language: Show the Python implementation and version (off by default: it
+            tells an attacker which interpreter to target).
+    """
 
     repo: str | None = None
     revision: str | None = None
@@ -156,9 +173,17 @@ class Info:
             raise TypeError("Info(language=...) must be True or False")
 
     def fields(self, service: Service) -> dict[str, str]:
-        """Arguments, then environment variables, then git; resolved once. No lock:
-        two threads resolving at once compute the same thing, and a lock held by
-        another thread at a fork would hang the child."""
+        """The fields the info endpoint shows, from the arguments, then the
+        environment variables, then git; resolved once per process.
+
+        Args:
+            service: The ``Health``'s own fields (its ``version`` is the default).
+
+        Returns:
+            Each field that has a value, by name.
+        """
+        # No lock: two threads resolving at once compute the same thing, and a lock
+        # held by another thread at a fork would hang the child.
         resolved = self._resolved
         if resolved is None:
             git = read_git(Path.cwd())
@@ -181,6 +206,8 @@ class Info:
         return resolved
 
     def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """The info endpoint's JSON, always with HTTP status 200 (the report's status
+        plays no part). The arguments are ``Format.render``'s."""
         known = self.fields(service)
         uptime = max(0.0, now - service.started_at)
         doc: dict[str, Any] = {

@@ -40,6 +40,21 @@ def data(counted: Counted, service: Service) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class MicroProfile:
+    """MicroProfile Health's JSON: ``{"status": "UP", "checks": [...]}``.
+
+    The top-level status is the logical AND of the listed checks, as the
+    specification requires: a non-critical check that fails (which only degrades the
+    full report to warn) is listed ``UP`` with ``"status": "fail"`` and
+    ``"critical": false`` in its ``data``, and a failure no listed check explains
+    (starting, draining, stale, a minimal body) is listed as a check of its own.
+    HTTP 200 when up, 503 when down, 500 when the refresher did not publish in time.
+
+    Attributes:
+        version: ``"4.0"`` for MicroProfile Health 4 (``status`` at the top and in
+            each check); ``"1.0"`` for the 1.0 shape (``outcome`` at the top,
+            ``state`` in each check).
+    """
+
     version: str = "4.0"
 
     def __post_init__(self) -> None:
@@ -47,6 +62,8 @@ class MicroProfile:
             raise ValueError("MicroProfile version must be '4.0' or '1.0'")
 
     def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """MicroProfile Health's JSON: HTTP 200 up, 503 down, 500 when stale. The
+        arguments are ``Format.render``'s."""
         # The whole is the conjunction of the listed checks (the specification's
         # rule): a non-critical check that fails the full report only to "warn" is
         # listed UP with its failure in its data, and a failure no listed check

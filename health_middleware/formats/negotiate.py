@@ -44,9 +44,19 @@ def _default_formats() -> dict[str, Format]:
 
 @dataclass(frozen=True, eq=False)
 class Negotiate:
-    """The variants an endpoint offers (``ietf``, ``text``, ``openmetrics``,
-    ``html``: by default all four, openmetrics where ``prometheus_client`` is
-    installed) and the ``default`` for a request that asks for none of them."""
+    """One URL for every reader: each request gets the variant it asks for.
+
+    The endpoint renders each variant ahead of time; a request gets the one its
+    ``?format=`` names, else the one its ``Accept`` header rates highest, else the
+    default: a probe or a tool that asks for nothing offered is never refused. Every
+    variant's response carries ``Vary: Accept``.
+
+    Attributes:
+        default: The variant for a request that asks for none offered.
+        formats: The variants offered, by name (``ietf``, ``text``, ``openmetrics``,
+            ``html``) with the format object of each; by default all four (the
+            ``openmetrics`` variant where ``prometheus_client`` is installed).
+    """
 
     default: str = "ietf"
     formats: Mapping[str, Format] = field(default_factory=_default_formats)
@@ -72,12 +82,21 @@ class Negotiate:
 
     @property
     def offers(self) -> tuple[tuple[str, str], ...]:
-        """(variant, media type) pairs, the default's first: it wins every tie."""
+        """The ``(variant, media type)`` pairs offered, the default's first: it wins
+        every tie."""
         names = [self.default, *(n for n in self.formats if n != self.default)]
         return tuple((name, media) for name in names for media in MEDIA_TYPES[name])
 
     def pick(self, accept: bytes | None, query: bytes | str | None) -> str:
-        """The variant for a request (remembered for the headers seen most)."""
+        """The variant a request gets (remembered for the headers seen most).
+
+        Args:
+            accept: The request's ``Accept`` header, or None.
+            query: The request's query string, where ``format=`` may name a variant.
+
+        Returns:
+            The variant's name.
+        """
         key = (accept, query)
         name = self._chosen.get(key)
         if name is None:
@@ -89,5 +108,6 @@ class Negotiate:
         return name
 
     def render(self, report: Report, service: Service, now: float) -> Rendered:
-        """The default variant (``snapshot.build`` renders every variant itself)."""
+        """The default variant's response (the endpoint renders every variant itself,
+        ahead of time). The arguments are ``Format.render``'s."""
         return self.formats[self.default].render(report, service, now)

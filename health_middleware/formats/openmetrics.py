@@ -70,10 +70,21 @@ def exposition(metrics: list[Metric]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class OpenMetrics:
+    """OpenMetrics text for Prometheus (the ``prometheus`` extra): ``health_status``
+    and, for each check, ``health_check_status``, the last run's
+    ``health_check_duration_seconds`` and ``health_check_last_success_timestamp_seconds``.
+
+    Always HTTP 200, so that a scrape of a failing service records the failure
+    rather than failing. ``health_middleware.prometheus.HealthCollector`` gives the
+    same metrics to an existing ``/metrics`` endpoint.
+    """
+
     def __post_init__(self) -> None:
         require()  # refused at endpoint registration when the extra is missing
 
     def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """The OpenMetrics text, always with HTTP status 200. The arguments are
+        ``Format.render``'s."""
         # Always 200: a scraper treats any other status as a failed scrape and would
         # lose the very metrics that say the service is failing.
         return Rendered(200, CONTENT_TYPE, exposition(families(report)))

@@ -20,7 +20,18 @@ CONTENT_TYPE = "application/vnd.spring-boot.actuator.v3+json"
 
 @dataclass(frozen=True, slots=True)
 class Spring:
+    """Spring Boot Actuator's health JSON: ``{"status": "UP", "components": {...}}``.
+
+    Pass and warn are ``UP`` (a warning adds ``"warning": true`` and the status to
+    the component's details), fail is ``DOWN``, draining is ``OUT_OF_SERVICE``.
+    Spring's default aggregation (``DOWN`` over ``OUT_OF_SERVICE`` over ``UP``) of the
+    listed components always gives the top-level status: starting, draining or stale
+    appear as a component of that name.
+    """
+
     def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """Spring Boot Actuator's JSON, with the endpoint's HTTP status for the report.
+        The arguments are ``Format.render``'s."""
         # Spring's default aggregation (DOWN over OUT_OF_SERVICE over UP) of the
         # listed components gives the whole: a non-critical failure that only
         # degrades the full report is UP with a warning, and what no component

@@ -20,7 +20,19 @@ DRAINING = "draining"
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """The service-level fields every format may show."""
+    """The service-level fields every format may show: the ``Health``'s own.
+
+    Attributes:
+        service_id: The IETF ``serviceId``, or None.
+        version: The IETF ``version`` (the public version), or None.
+        release_id: The IETF ``releaseId`` (the build or commit), or None.
+        description: The IETF ``description``, or None.
+        notes: The IETF ``notes`` of the full report.
+        links: The IETF ``links`` of the full report, beside ``self``.
+        status_case: ``"lower"`` or ``"upper"``: how the IETF format writes statuses.
+        expose_errors: Whether the checks' error messages may be published.
+        started_at: When the ``Health`` was made (Unix time, in seconds).
+    """
 
     service_id: str | None
     version: str | None
@@ -74,7 +86,32 @@ DEFAULT_STATUS_CODES: Mapping[Status, int] = MappingProxyType(
 @dataclass(frozen=True, slots=True)
 class Report:
     """What one endpoint says right now: everything a format renders besides the
-    service's own fields (``Format.render(report, service, now)``)."""
+    service's own fields (``Format.render(report, service, now)``).
+
+    Each entry of ``checks`` has the check's ``name`` and ``status``, its
+    ``outcome`` (``observed_value``, ``observed_unit``, ``duration`` in seconds,
+    ``time``), its ``check`` (``critical``, ``tags``, ``component_type``...),
+    ``last_success`` (Unix time, or None) and ``output(service)``: what may be
+    published of why it is not passing.
+
+    Attributes:
+        status: ``"pass"``, ``"warn"`` or ``"fail"``: the endpoint's verdict.
+        output: Why it is not passing, e.g. ``failing: db; warning: cache``,
+            ``starting: ...`` or ``draining``; None when it passes.
+        checks: The checks the endpoint counts that have reported, in the order
+            they were registered.
+        phase: ``"serving"``, ``"starting"`` (before the first round completes),
+            ``"draining"`` or ``"stale"`` (the refresher did not publish in time).
+        softened: Whether a failing non-critical check only degrades this report to
+            ``warn`` (the full report) rather than failing it (a probe or a group).
+        transitions: The recent changes of status of the whole and of every check,
+            newest first; each has ``name`` (None for the whole), ``old``, ``new``
+            and ``time`` (Unix time).
+        path: The endpoint's path.
+        details: Whether the endpoint shows the details (the service's fields and
+            every check) rather than a probe's minimal body.
+        status_codes: The endpoint's HTTP status for each status.
+    """
 
     status: Status
     output: str | None
@@ -102,7 +139,12 @@ class Report:
         return self.phase == "stale"
 
     def fails(self, counted: Counted) -> bool:
-        """Whether this check's status fails the whole report."""
+        """Whether a check fails the whole report: it fails, and it is critical or
+        the report is not softened.
+
+        Args:
+            counted: One of ``checks``.
+        """
         return counted.status == "fail" and (counted.check.critical or not self.softened)
 
     @property
@@ -140,7 +182,13 @@ def unpublished(report: Report) -> Report:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A format's answer: the status, the media type and the body."""
+    """A format's answer: a finished response, rendered ahead of time.
+
+    Attributes:
+        status: The HTTP status, usually the report's ``code``.
+        content_type: The ``Content-Type`` header's value.
+        body: The response's body.
+    """
 
     status: int
     content_type: str
@@ -148,6 +196,20 @@ class Rendered:
 
 
 class Format(Protocol):
-    """Anything with this method can be an endpoint's format."""
+    """Anything with this method can be an endpoint's format: a built-in one, or
+    your own (the Formats page shows one)."""
 
-    def render(self, report: Report, service: Service, now: float) -> Rendered: ...
+    def render(self, report: Report, service: Service, now: float) -> Rendered:
+        """Render a report into a response, ahead of time: it is called as each
+        snapshot is built (on the refresher, about once a second), never per
+        request. A format that raises answers 500 on its own endpoint only.
+
+        Args:
+            report: What the endpoint says now.
+            service: The ``Health``'s own fields.
+            now: The time of the snapshot (Unix time, in seconds).
+
+        Returns:
+            The response.
+        """
+        ...

@@ -24,10 +24,23 @@ MAX_OBSERVED_BYTES = 4096
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The IETF fields of one check's result.
+    """What a check returns for a result with more than pass or fail: the IETF
+    fields of one check's result. Text is made safe as it is given (no invalid
+    Unicode reaches a response).
 
-    ``status`` accepts pass/warn/fail in any case and the draft's aliases
-    (ok/up for pass, error/down for fail); it is stored normalised.
+    Attributes:
+        status: ``"pass"``, ``"warn"`` or ``"fail"``, in any case, or the draft's
+            aliases ``"ok"`` and ``"up"`` (pass), ``"error"`` and ``"down"`` (fail);
+            stored normalised (``"pass"``).
+        observed_value: The IETF ``observedValue``: what the check measured. It must
+            be JSON-serialisable and at most 4 KiB once encoded (the run fails,
+            saying so, otherwise).
+        observed_unit: The IETF ``observedUnit``, e.g. ``"ms"`` or ``"percent"``.
+        output: The IETF ``output``: why the check is not passing, shown off pass.
+        component_id: The IETF ``componentId``, in place of the check's own.
+        affected_endpoints: The IETF ``affectedEndpoints``, in place of the check's
+            own, shown off pass.
+        links: The IETF ``links`` of the check's entry.
     """
 
     status: str = "pass"
