@@ -489,9 +489,9 @@ def test_a_grpc_server_process(kind: str, tmp_path: Path) -> None:
 
 
 def test_a_watch_that_falls_behind_keeps_the_newest_changes_and_sends_no_repeat() -> None:
-    from health_middleware import grpc as module
+    from health_middleware.grpc import services as module
 
-    feed = module._Feed("", lambda: None)
+    feed = module.Feed("", lambda: None)
     feed.offer(SERVING)
     assert feed.take() == [SERVING]
     changes = [NOT_SERVING, SERVING] * module.PENDING

@@ -1,4 +1,5 @@
-"""The package's layers (setup.cfg, [importlinter]): each imports only from below."""
+"""The package's shape: its layers (setup.cfg, [importlinter]) each import only from
+below, no import circle, no module over the line limit."""
 
 from __future__ import annotations
 
@@ -57,3 +58,16 @@ def test_no_module_imports_itself_round_a_circle() -> None:
         if module not in index:
             visit(module)
     assert circles == []
+
+
+MAX_LINES = 350  # a module per job: past this, it does more than one
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    package = ROOT / "health_middleware"
+    lengths = {
+        str(path.relative_to(package)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in package.rglob("*.py")
+    }
+    assert len(lengths) > 50  # the whole package was read
+    assert {name: n for name, n in lengths.items() if n > MAX_LINES} == {}
