@@ -91,8 +91,7 @@ def instrument(
     _instrumented.add(health)
     meter = (meter_provider or metrics.get_meter_provider()).get_meter("health_middleware")
     tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("health_middleware")
-    registry = health.registry
-    expose = registry.service.expose_errors
+    expose = health.registry.service.expose_errors
     durations = meter.create_histogram(
         "health.check.duration", unit="s", description="Duration of each run of a check"
     )
@@ -145,4 +144,4 @@ def instrument(
         unit="1",
         description="Check health: 1 for the current status",
     )
-    registry.on_run(on_run)
+    health.engine.callbacks.on_run(on_run)

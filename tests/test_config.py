@@ -198,7 +198,7 @@ def test_a_check_that_needs_arguments_is_refused_naming_them() -> None:
         health.add_check("a", lambda x: True)
     with pytest.raises(TypeError, match=r"functools\.partial"):
         health.add_check("b", lambda x, *, y: True)
-    assert not list(health.registry.states())
+    assert not list(health.engine.results.states())
 
 
 def test_callables_of_no_arguments_are_accepted_in_every_shape() -> None:
@@ -212,7 +212,7 @@ def test_callables_of_no_arguments_are_accepted_in_every_shape() -> None:
     health.add_check("partial", functools.partial(lambda x: True, 1))
     health.add_check("no-signature", dict)  # a type whose signature cannot be read
     health.add_check("builtin", time.time)
-    assert len(list(health.registry.states())) == 5
+    assert len(list(health.engine.results.states())) == 5
 
 
 @pytest.mark.parametrize("name", sorted(set(checks.__all__) - {"Check"}))
@@ -241,4 +241,4 @@ def test_the_decorator_without_its_name_is_refused_showing_the_right_use() -> No
         def database() -> bool:
             return True
 
-    assert not list(health.registry.states())
+    assert not list(health.engine.results.states())

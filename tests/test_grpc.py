@@ -398,7 +398,7 @@ def test_a_thousand_checks_run_no_check(serve: Serve) -> None:
 def test_an_expired_snapshot_is_not_serving_without_a_publish(serve: Serve) -> None:
     health, _ = flagged(stale_after=2.0)
     published: list[float] = []
-    health.registry.on_publish(lambda _: published.append(time.monotonic()))
+    health.engine.callbacks.on_publish(lambda _: published.append(time.monotonic()))
     served = serve(health)
     until(lambda: served.check("liveness"), SERVING)
     stream = served.watch("liveness")

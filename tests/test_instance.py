@@ -286,7 +286,8 @@ def test_the_wall_clock_set_back_does_not_stop_the_schedule(
     from health_middleware.model.check import Check
 
     check = Check.build("db", lambda: None, {}, interval=0.05, timeout=0.05)
-    schedules = [Schedule(SharedState(str(tmp_path / "db.sqlite3")), jitter=False) for _ in "ab"]
+    databases = [SharedState(str(tmp_path / "db.sqlite3")) for _ in "ab"]
+    schedules = [Schedule(lambda db=db: db, jitter=False) for db in databases]  # type: ignore[misc]
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 3600)  # NTP steps the clock back
     runs = 0

@@ -101,14 +101,14 @@ def test_a_paused_heartbeat_passes_until_its_next_beat() -> None:
 def test_heartbeat_options() -> None:
     health = Health()
     beat = health.heartbeat("consumer", max_age=12, tags=["work"], critical=False)
-    (state,) = health.registry.states()
+    (state,) = health.engine.results.states()
     check = state.check
     assert (check.tags, check.scope, check.critical) == (frozenset({"work"}), "process", False)
     assert check.interval == 1.0  # checked every second: a stop is seen within 13 s
     assert beat.max_age == 12
     assert health.heartbeat("short", max_age=0.5).max_age == 0.5
-    assert [s.check.interval for s in health.registry.states()][-1] == 0.5
-    assert "live" in [s.check.tags for s in health.registry.states()][-1]
+    assert [s.check.interval for s in health.engine.results.states()][-1] == 0.5
+    assert "live" in [s.check.tags for s in health.engine.results.states()][-1]
     with pytest.raises(ValueError, match="scope"):
         health.heartbeat("shared", scope="instance")
     with pytest.raises(ValueError, match="max_age"):
@@ -281,7 +281,7 @@ def test_watch_options_and_the_environment_variable(monkeypatch: pytest.MonkeyPa
     watch = health.runtime.watch
     assert watch is not None
     assert (watch.host, watch.port, watch.path, watch.interval) == ("::1", 8000, "/health/live", 2)
-    (state,) = health.registry.states()
+    (state,) = health.engine.results.states()
     assert state.check.name == "main-port"
     assert "live" in state.check.tags
 
@@ -300,7 +300,7 @@ def test_watch_options_and_the_environment_variable(monkeypatch: pytest.MonkeyPa
         watch = watched.runtime.watch
         assert watch is not None
         assert (watch.host, watch.port) == ("127.0.0.1", 8000)
-        assert [s.check.name for s in watched.registry.states()] == ["main-port"]
+        assert [s.check.name for s in watched.engine.results.states()] == ["main-port"]
     finally:
         watched.stop()
 

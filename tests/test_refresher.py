@@ -571,8 +571,8 @@ async def test_every_published_snapshot_reaches_on_publish_and_a_broken_one_is_s
     def broken(snapshot: Any) -> None:
         raise RuntimeError("a broken subscriber")
 
-    health.registry.on_publish(broken)
-    health.registry.on_publish(seen.append)
+    health.engine.callbacks.on_publish(broken)
+    health.engine.callbacks.on_publish(seen.append)
     app = HealthMiddleware(plain_app, health)
     try:
         await poll(app, "/health/ready", lambda r: r.status == 200)
@@ -587,4 +587,4 @@ async def test_every_published_snapshot_reaches_on_publish_and_a_broken_one_is_s
     finally:
         await health.stop_async()
     with pytest.raises(TypeError, match="on_publish needs a callable"):
-        health.registry.on_publish("not callable")  # type: ignore[arg-type]
+        health.engine.callbacks.on_publish("not callable")  # type: ignore[arg-type]

@@ -376,7 +376,7 @@ def test_a_one_liner_without_a_health_says_so(
     monkeypatch.delenv("HEALTH_MIDDLEWARE_HEALTH", raising=False)
     with caplog.at_level(logging.WARNING, "health_middleware"):
         health = health_from_environment()
-    assert not list(health.registry.states())
+    assert not list(health.engine.results.states())
     assert any(
         "HEALTH_MIDDLEWARE_HEALTH is not set" in message and "no checks" in message
         for message in warnings_of(caplog)
@@ -480,3 +480,29 @@ def test_event_loop_lag_in_milliseconds_is_refused() -> None:
     with pytest.raises(ValueError, match=r"warn=100 is seconds, not milliseconds.*warn=0.1"):
         checks.event_loop_lag(warn=100, fail=500)
     checks.event_loop_lag(warn=0.1, fail=0.5)
+
+
+def test_a_format_whose_render_takes_other_arguments_is_refused_when_registered() -> None:
+    """A format written for another signature (the endpoint passed as well) must be
+    refused where it is given, not answer 500 at every request."""
+    from health_middleware.formats import Rendered, Report, Service
+
+    class EndpointToo:
+        def render(self, report: Report, endpoint: object, service: Service, t: float) -> Rendered:
+            return Rendered(200, "text/plain", b"ok")
+
+    class Takes:
+        def render(self, report: Report, service: Service, now: float) -> Rendered:
+            return Rendered(200, "text/plain", report.status.encode())
+
+    health = Health()
+    with pytest.raises(TypeError, match=r"render\(report, service, now\)"):
+        health.endpoint("/old", format=EndpointToo())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"EndpointToo\.render"):
+        Health(format=EndpointToo())  # type: ignore[arg-type]
+    health.endpoint("/new", format=Takes())
+    try:
+        answer = Client(WSGIHealthMiddleware(wsgi, health)).get("/new")
+    finally:
+        health.stop()
+    assert (answer.status_code, answer.text) == (200, "pass")

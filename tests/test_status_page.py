@@ -29,7 +29,7 @@ def _health(expose_errors: bool = False, **options: object) -> Health:
 
 
 def _record(health: Health, name: str, outcome: Outcome) -> None:
-    state = next(s for s in health.registry.states() if s.check.name == name)
+    state = next(s for s in health.engine.results.states() if s.check.name == name)
     health.engine.results.record(state, outcome)
 
 

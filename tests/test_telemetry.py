@@ -150,9 +150,9 @@ def test_instance_checks_are_reported_by_the_worker_that_ran_them() -> None:
     instrument(adopted, meter_provider=meters, tracer_provider=tracers)
     from health_middleware.model.result import from_return
 
-    states = {s.check.name: s for s in ran.registry.states()}
+    states = {s.check.name: s for s in ran.engine.results.states()}
     ran.engine.results.record(states["db"], from_return(True, 1.0, 0.01))
-    theirs = {s.check.name: s for s in adopted.registry.states()}
+    theirs = {s.check.name: s for s in adopted.engine.results.states()}
     theirs["db"].adopt(states["db"].to_record())
     adopted.engine.results.record(theirs["mem"], from_return(True, 1.0, 0.01))
     assert _current(_points(reader)["health.check.status"]) == {"mem": "pass"}
@@ -176,7 +176,7 @@ def test_slow_checks_are_named_once_per_change(caplog: pytest.LogCaptureFixture)
 
     health = Health(timeout=1.0)
     health.add_check("db", lambda: True)
-    state = next(iter(health.registry.states()))
+    state = next(iter(health.engine.results.states()))
     caplog.set_level(logging.INFO, logger="health_middleware")
     for duration in (0.1, 0.6, 0.7, 0.8, 0.2, 0.1, 0.9):
         health.engine.results.record(state, from_return(True, 1.0, duration))
@@ -193,7 +193,7 @@ def test_a_run_time_hovering_at_the_line_is_named_once(caplog: pytest.LogCapture
 
     health = Health(timeout=2.0)
     health.add_check("db", lambda: True)
-    state = next(iter(health.registry.states()))
+    state = next(iter(health.engine.results.states()))
     caplog.set_level(logging.INFO, logger="health_middleware")
     for run in range(100):
         health.engine.results.record(state, from_return(True, 1.0, 0.99 if run % 2 else 1.01))
@@ -212,8 +212,8 @@ def test_a_broken_exporter_is_logged_once_not_on_every_run(
     def broken(check: Any, outcome: Any) -> None:
         raise RuntimeError("the exporter is down")
 
-    health.registry.on_run(broken)
-    state = next(iter(health.registry.states()))
+    health.engine.callbacks.on_run(broken)
+    state = next(iter(health.engine.results.states()))
     caplog.set_level(logging.INFO, logger="health_middleware")
     for _ in range(50):
         health.engine.results.record(state, from_return(True, 1.0, 0.01))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from typing import TextIO
 
+from health_middleware.formats import Ietf
 from health_middleware.health import Health
 from health_middleware.model.report import Report, Service
 
@@ -75,7 +77,7 @@ def run(
         service = dataclasses.replace(service, expose_errors=True)
     try:
         if as_json:
-            out.write(health.engine.results.ietf(report, service).decode() + "\n")
+            out.write(Ietf().render(report, service, time.time()).body.decode() + "\n")
         else:
             out.write(table(report, service))
         out.flush()

@@ -1,9 +1,12 @@
 """The engine: runs the checks and publishes the snapshot requests are answered from.
 
 - ``engine``: ``Engine``, the parts below put together once per ``Health``.
-- ``registry``: what is registered (checks, endpoints, pre-stop, callbacks).
-- ``results``: what this process knows of each check's results, the transitions,
-  every change logged once; ``Drain``, why this process drains.
+- ``registry``: what is registered (checks, endpoints, pre-stop), validated.
+- ``callbacks``: ``on_change``, ``on_run`` and ``on_publish``, and the one way each
+  is called.
+- ``results``: what this process knows of each check's results (a state per check),
+  the transitions, every change logged once.
+- ``drain``: whether this process drains, and why.
 - ``sharing``: this process's part in its server instance (following the others'
   results and drain through the instance's database) and the drains.
 - ``publisher``: builds the snapshot and swaps it in (``snapshot``: building every

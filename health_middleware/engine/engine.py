@@ -1,17 +1,19 @@
-"""The engine of one ``Health``: its registry, results, sharing and publisher, made
-and put together once. The refresher sees it through ``refresher.Checks``; the faces
+"""The engine of one ``Health``: its registry, callbacks, results, sharing and
+publisher, made and put together once. The refresher sees it through ``refresher.Checks``; the faces
 read ``publisher.snapshot``; ``Health`` is the public facade over all of it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from health_middleware.engine.callbacks import Callbacks
+from health_middleware.engine.drain import Drain
 from health_middleware.engine.publisher import Publisher
 from health_middleware.engine.registry import Registry
-from health_middleware.engine.results import Drain, Results
+from health_middleware.engine.results import Results
 from health_middleware.engine.sharing import Sharing
 from health_middleware.engine.snapshot import Snapshot
-from health_middleware.model.check import CheckState
+from health_middleware.model.check import Check, CheckState
 from health_middleware.model.report import Service
 from health_middleware.model.result import Outcome
 
@@ -28,8 +30,11 @@ class Engine:
     ) -> None:
         self.drain = Drain()
         self.registry = Registry(service=service, base_path=base_path, details_token=details_token)
-        self.results = Results(self.registry, self.drain)
-        self.publisher = Publisher(self.registry, self.results, self.drain, stale_after=stale_after)
+        self.callbacks = Callbacks()
+        self.results = Results(self.registry, self.drain, self.callbacks)
+        self.publisher = Publisher(
+            self.registry, self.results, self.drain, self.callbacks, stale_after=stale_after
+        )
         self.sharing = Sharing(
             self.results, self.drain, self.publisher.publish, drain_file=drain_file
         )
@@ -38,10 +43,16 @@ class Engine:
     def snapshot(self) -> Snapshot:
         return self.publisher.snapshot
 
+    def add_check(self, check: Check) -> None:
+        """Register ``check`` (refused if its name is taken), keep its state, publish."""
+        self.registry.add_check(check)
+        self.results.track(check)
+        self.publisher.publish()
+
     # -- refresher.Checks -------------------------------------------------------------
 
     def states(self) -> Iterator[CheckState]:
-        return self.registry.states()
+        return self.results.states()
 
     def record(self, state: CheckState, outcome: Outcome) -> None:
         self.results.record(state, outcome)

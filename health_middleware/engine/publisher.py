@@ -13,18 +13,27 @@ import math
 import threading
 import time
 
+from health_middleware.engine.callbacks import Callbacks
+from health_middleware.engine.drain import Drain
 from health_middleware.engine.registry import Registry
-from health_middleware.engine.results import Drain, Results
+from health_middleware.engine.results import Results
 from health_middleware.engine.snapshot import Snapshot, build
 
 
 class Publisher:
     def __init__(
-        self, registry: Registry, results: Results, drain: Drain, *, stale_after: float
+        self,
+        registry: Registry,
+        results: Results,
+        drain: Drain,
+        callbacks: Callbacks,
+        *,
+        stale_after: float,
     ) -> None:
         self._registry = registry
         self._results = results
         self._drain = drain
+        self._callbacks = callbacks
         self.stale_after = stale_after
         self._lock = threading.Lock()
         self.activated = False
@@ -33,21 +42,19 @@ class Publisher:
 
     def publish(self) -> None:
         """Build a snapshot from the current state and swap it in."""
-        registry = self._registry
         with self._lock:
             started = self.activated
             valid_until = time.monotonic() + self.stale_after if started else -math.inf
             snapshot = self.snapshot = self._build(valid_until, started=started)
-            if started and registry.all_reported():
+            if started and self._results.all_reported():
                 self._first_round.set()
-        for listener in registry.publish_listeners:
-            registry.notify("on_publish", listener, snapshot)
+        self._callbacks.published(snapshot)
 
     def _build(self, valid_until: float, *, started: bool) -> Snapshot:
         registry = self._registry
         return build(
             registry.endpoints(),
-            registry.states(),
+            self._results.states(),
             draining=self._drain.draining,
             service=registry.service,
             now=time.time(),

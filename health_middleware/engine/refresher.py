@@ -157,7 +157,6 @@ class Refresher:
     def _leave(self, error: Exception) -> None:
         """The instance's database is unusable (corrupt, full, gone): this worker
         runs its checks alone rather than serve results that no longer change."""
-        self._schedule.shared = None
         self._unshared.clear()
         self._checks.leave_instance(error)
 

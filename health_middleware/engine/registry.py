@@ -1,7 +1,7 @@
-"""The registry: what is registered. The checks (each with the state this process keeps
-of it, made as it is registered), the endpoints, the pre-stop endpoint, and the
-callbacks (``on_change``, ``on_run``, ``on_publish``). Validation happens here, as
-things are registered; the start-time refusal of a group no check carries too.
+"""The registry: what is registered. The checks, the endpoints and the pre-stop
+endpoint. Validation happens here, as things are registered; the start-time refusal
+of a group no check carries too. (What this process knows of each check's results is
+``results``'; the callbacks are ``callbacks``'.)
 
 Writes take a lock and replace whole dicts, so a reader on another thread (the
 refresher under WSGI) iterates a registration-time copy.
@@ -12,13 +12,11 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from collections.abc import Iterator, Mapping
 
 from health_middleware.config.validation import StartError
-from health_middleware.engine.snapshot import Snapshot
 from health_middleware.formats import Ietf, Info, Negotiate, resolve
-from health_middleware.model.check import Check, CheckState
+from health_middleware.model.check import Check
 from health_middleware.model.endpoint import (
     ALL,
     LIVE,
@@ -29,19 +27,9 @@ from health_middleware.model.endpoint import (
     status_code_map,
 )
 from health_middleware.model.report import Format, Service
-from health_middleware.model.result import Outcome
-from health_middleware.model.status import Status
 from health_middleware.web.prestop import Prestop
 
 logger = logging.getLogger("health_middleware")
-
-# on_change callbacks: (check name, or None for the whole; old status or None; new status)
-Listener = Callable[[str | None, Status | None, Status], object]
-L = TypeVar("L", bound=Listener)
-# on_run callbacks: every run this process made, as the refresher records it.
-RunListener = Callable[[Check, Outcome], object]
-# on_publish callbacks: every snapshot this process publishes, as it is swapped in.
-PublishListener = Callable[[Snapshot], object]
 
 
 class Registry:
@@ -49,22 +37,18 @@ class Registry:
         self.service = service
         self.base_path = base_path  # the full report's endpoint
         self.details_token = details_token
-        self._states: dict[str, CheckState] = {}
+        self._checks: dict[str, Check] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self.prestop: Prestop | None = None
-        self.change_listeners: list[Listener] = []
-        self.run_listeners: list[RunListener] = []
-        self.publish_listeners: list[PublishListener] = []
-        self._failed_listeners: set[tuple[int, type[BaseException]]] = set()
         self._lock = threading.Lock()
 
     # -- checks ----------------------------------------------------------------------
 
     def add_check(self, check: Check) -> None:
         with self._lock:
-            if check.name in self._states:
+            if check.name in self._checks:
                 raise ValueError(f"a check named {check.name!r} is already registered")
-            self._states = {**self._states, check.name: CheckState(check)}
+            self._checks = {**self._checks, check.name: check}
         if LIVE in check.tags and check.component_type == "datastore":
             logger.warning(
                 "check %r is a datastore check tagged 'live': when the datastore is down, "
@@ -73,20 +57,13 @@ class Registry:
                 check.name,
             )
 
-    def states(self) -> Iterator[CheckState]:
-        """Every registered check's state in this process (a registration-time copy)."""
-        return iter(self._states.values())
-
-    def state(self, name: str) -> CheckState | None:
-        return self._states.get(name)
-
-    def all_reported(self) -> bool:
-        """Whether every check has a result in this process."""
-        return all(state.reported is not None for state in self._states.values())
+    def checks(self) -> Iterator[Check]:
+        """Every registered check (a registration-time copy)."""
+        return iter(self._checks.values())
 
     def first_round_bound(self) -> float:
         """How long the first round can take: the longest timeout, plus a margin."""
-        return max((s.check.timeout for s in self._states.values()), default=0.0) + 1.0
+        return max((check.timeout for check in self._checks.values()), default=0.0) + 1.0
 
     # -- endpoints -------------------------------------------------------------------
 
@@ -160,7 +137,7 @@ class Registry:
         ``model.endpoint.evaluate``). Asked at start, not when the endpoint is made:
         checks may be registered after it."""
         built_in = [ALL, LIVE, READY, STARTED]
-        tags = {tag for state in self._states.values() for tag in state.check.tags}
+        tags = {tag for check in self._checks.values() for tag in check.tags}
         known = built_in + sorted(tags - set(built_in))
         found = []
         for endpoint in self._endpoints.values():
@@ -181,52 +158,13 @@ class Registry:
         pass whatever happens to the app's dependencies)."""
         for problem in self.unknown_groups():
             raise StartError(problem)
-        if not self._states:
+        if not self._checks:
             logger.warning(
                 "this Health has no checks: every endpoint passes whatever happens to "
                 'the app\'s dependencies; register some with @health.check("name") '
                 'or health.add_check("name", fn)'
             )
 
-    # -- callbacks -------------------------------------------------------------------
-
-    def on_change(self, callback: L) -> L:
-        if not callable(callback):
-            raise TypeError("on_change needs a callable")
-        self.change_listeners.append(callback)
-        return callback
-
-    def on_run(self, callback: RunListener) -> RunListener:
-        """Call ``callback(check, outcome)`` for every run this process makes (on the
-        refresher, never on a request); one that raises is logged and skipped."""
-        if not callable(callback):
-            raise TypeError("on_run needs a callable")
-        self.run_listeners.append(callback)
-        return callback
-
-    def on_publish(self, callback: PublishListener) -> PublishListener:
-        """Call ``callback(snapshot)`` with every snapshot this process publishes,
-        after it is swapped in (on whichever thread published it: the refresher, or a
-        registration or drain call); one that raises is logged once and skipped. For
-        readers that stream changes (gRPC ``Watch``) rather than poll."""
-        if not callable(callback):
-            raise TypeError("on_publish needs a callable")
-        self.publish_listeners.append(callback)
-        return callback
-
-    def notify(self, kind: str, listener: Callable[..., object], *args: object) -> None:
-        """Call an exporter's callback; one that raises is logged once per kind of
-        failure (a broken exporter: one traceback, not one a run), never propagated."""
-        try:
-            listener(*args)
-        except Exception as exc:
-            failure = (id(listener), type(exc))
-            if failure not in self._failed_listeners:
-                self._failed_listeners.add(failure)
-                logger.exception("an %s callback raised; it is skipped (logged once)", kind)
-
     def after_fork(self) -> None:
-        """In a forked child: no lock of the parent's, and no state of its checks."""
+        """In a forked child: no lock of the parent's."""
         self._lock = threading.Lock()
-        for state in self._states.values():
-            state.reset()

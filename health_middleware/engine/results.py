@@ -1,22 +1,25 @@
-"""Results: what this process knows of each check's results. Runs this process made
-are recorded (flap damping, in ``CheckState``), results another worker of the
-instance made are adopted, the recent transitions are kept for the status page, and
-every change of status is logged once and passed to ``on_change``: once per
-instance, by the worker whose run made it.
+"""Results: what this process knows of each check's results, a ``CheckState`` per
+registered check. Runs this process made are recorded (flap damping), results another
+worker of the instance made are adopted, the recent transitions are kept for the
+status page, and every change of status is logged once and passed to ``on_change``:
+once per instance, by the worker whose run made it.
+
+States are added as checks are registered (``track``) and replace the whole dict, so
+a reader on another thread (the refresher under WSGI) iterates a copy.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
+from health_middleware.engine.callbacks import Callbacks
+from health_middleware.engine.drain import Drain
 from health_middleware.engine.registry import Registry
-from health_middleware.formats import Ietf
-from health_middleware.instance.master import Instance
-from health_middleware.model.check import CheckState
+from health_middleware.model.check import Check, CheckState
 from health_middleware.model.endpoint import evaluate
-from health_middleware.model.report import Report, Service, Transition
+from health_middleware.model.report import Report, Transition
 from health_middleware.model.result import BLOCKED, Outcome
 from health_middleware.model.status import Status
 
@@ -26,32 +29,30 @@ HISTORY = 20  # transitions kept for the whole and for each check
 _VERB = {"pass": "passing", "warn": "warning", "fail": "failing"}
 
 
-class Drain:
-    """Whether this process drains, and why: it was drained itself (``drain()``,
-    pre-stop, lifespan shutdown, SIGTERM), another worker drained the instance, or a
-    live instance's ``drain_file`` says so."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.process = False
-        self.instance = False
-        self.file: Instance | None = None  # the live instance a drain_file names
-
-    @property
-    def draining(self) -> bool:
-        return self.process or self.instance or self.file is not None
-
-
 class Results:
-    def __init__(self, registry: Registry, drain: Drain) -> None:
+    def __init__(self, registry: Registry, drain: Drain, callbacks: Callbacks) -> None:
         self._registry = registry
         self._drain = drain
+        self._callbacks = callbacks
+        self._states: dict[str, CheckState] = {}
         self.reset()
+
+    def track(self, check: Check) -> None:
+        """Keep a state for a check just registered."""
+        self._states = {**self._states, check.name: CheckState(check)}
+
+    def states(self) -> Iterator[CheckState]:
+        """Every registered check's state in this process (a copy, read unlocked)."""
+        return iter(self._states.values())
+
+    def all_reported(self) -> bool:
+        """Whether every check has a result in this process."""
+        return all(state.reported is not None for state in self._states.values())
 
     def reset(self) -> None:
         """Nothing known yet (at start, and in a forked child)."""
+        for state in self._states.values():
+            state.reset()
         self._overall: Status | None = None
         # The recent transitions, newest first: up to HISTORY for each subject (a
         # check's name, None for the whole), and all of them merged for the snapshot.
@@ -61,25 +62,19 @@ class Results:
     def report(self, states: Iterable[CheckState] | None = None) -> Report:
         """The full report (``base_path``'s) as of now, from the last recorded results
         (or from ``states``: runs made apart, as by ``Runtime.run_once``)."""
-        counted = self._registry.states() if states is None else states
+        counted = self.states() if states is None else states
         return evaluate(self._registry.full, counted, self._drain.draining)
-
-    def ietf(self, report: Report, service: Service | None = None) -> bytes:
-        """``report`` as the full report's IETF document, whatever its format (with
-        ``service``'s fields in place of the registry's: ``expose_errors``)."""
-        return Ietf().render(report, service or self._registry.service, time.time()).body
 
     def record(self, state: CheckState, outcome: Outcome) -> None:
         """Take a run this process made."""
-        for listener in self._registry.run_listeners:
-            self._registry.notify("on_run", listener, state.check, outcome)
+        self._callbacks.ran(state.check, outcome)
         _note_slowness(state, outcome)
         _note_blocking(state, outcome)
         change = state.record(outcome)
         if change is None:
             return
         self._changed(state.check.name, *change, outcome.detail, outcome.time)
-        if self._registry.all_reported():
+        if self.all_reported():
             overall = self.report().status
             if overall != self._overall:
                 old, self._overall = self._overall, overall
@@ -91,13 +86,13 @@ class Results:
         adopted = False
         for name, record in rows:
             adopted = True
-            state = self._registry.state(name)
+            state = self._states.get(name)
             if state is not None and state.check.shared:
                 change = state.adopt(record)
                 if change is not None:
                     logger.debug("check %r is %s (from another worker)", name, change[1])
                     self._remember(name, *change, state.changed_at or time.time())
-        if adopted and self._registry.all_reported():
+        if adopted and self.all_reported():
             overall = self.report().status
             if overall != self._overall:
                 self._remember(None, self._overall, overall, time.time())
@@ -125,11 +120,7 @@ class Results:
             logger.warning("%s is passing again (was %s)", what, _VERB[old])
         else:
             logger.warning("%s is %s%s", what, _VERB[new], f": {why}" if why else "")
-        for listener in self._registry.change_listeners:
-            try:
-                listener(name, old, new)
-            except Exception:
-                logger.exception("an on_change callback raised; it is skipped")
+        self._callbacks.changed(name, old, new)
 
 
 def _note_slowness(state: CheckState, outcome: Outcome) -> None:

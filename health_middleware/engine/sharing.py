@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from health_middleware.engine.results import Drain, Results
+from health_middleware.engine.drain import Drain
+from health_middleware.engine.results import Results
 from health_middleware.instance import drainfile, master
 from health_middleware.instance.database import SharedState, transient
 
@@ -48,6 +49,17 @@ class Sharing:
         self._version = 0  # the newest shared result this process has taken
 
     # -- following the instance -----------------------------------------------------
+
+    def join(self, shared: SharedState | None) -> None:
+        """Share with the instance's other workers through ``shared`` (None: alone),
+        taking what the instance knows at once, so the first answer is the
+        instance's."""
+        self.shared = shared
+        if shared is not None:
+            try:
+                self.follow()
+            except sqlite3.Error as exc:
+                logger.warning("could not read the instance's state: %s", exc)
 
     def follow(self) -> bool:
         """Take the results and the drain the other workers of this instance

@@ -180,29 +180,24 @@ class _Renderer:
     token: bytes | None
     now: float
 
-    def answers(
-        self, endpoint: Endpoint, report: Report, service: Service, format: Format, extra: Extra
-    ) -> Answers:
+    def answers(self, report: Report, service: Service, format: Format, extra: Extra) -> Answers:
         now = self.now
         get = _render(report, service, now, format=format, extra=extra)
         expired = _render(unpublished(report), service, now, format=format, extra=extra)
         return Answers(get, head_of(get), expired, head_of(expired))
 
-    def entry(
-        self, endpoint: Endpoint, report: Report, format: Format, extra: Extra = ()
-    ) -> Answers:
+    def entry(self, report: Report, format: Format, extra: Extra = ()) -> Answers:
         """One endpoint's (or variant's) answers, with their detailed twin."""
-        entry = self.answers(endpoint, report, self.service, format, extra)
+        entry = self.answers(report, self.service, format, extra)
         if self.exposed is not None:
-            details = self.answers(endpoint, report, self.exposed, format, extra)
+            details = self.answers(report, self.exposed, format, extra)
             entry = replace(entry, detailed=details, token=self.token, slow=True)
         return entry
 
-    def negotiated(self, endpoint: Endpoint, negotiate: Negotiate, report: Report) -> Answers:
+    def negotiated(self, negotiate: Negotiate, report: Report) -> Answers:
         """Every variant rendered now; a request only picks one (``Snapshot.decide``)."""
         variants = {
-            name: self.entry(endpoint, report, variant, _VARY)
-            for name, variant in negotiate.formats.items()
+            name: self.entry(report, variant, _VARY) for name, variant in negotiate.formats.items()
         }
         default = variants[negotiate.default]
         return replace(default, negotiation=Negotiation(negotiate, variants), slow=True)
@@ -241,9 +236,9 @@ def build(
             report = replace(report, transitions=transitions)
         chosen = endpoint.format
         if isinstance(chosen, Negotiate):
-            entry = renderer.negotiated(endpoint, chosen, report)
+            entry = renderer.negotiated(chosen, report)
         else:
-            entry = renderer.entry(endpoint, report, chosen)
+            entry = renderer.entry(report, chosen)
         answers[endpoint.path] = entry
         statuses[endpoint.path] = report.status
         if endpoint.path != "/":

@@ -15,6 +15,7 @@ A format of your own is any object with the ``render`` method of ``Format``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from health_middleware.formats.base import Format, Rendered, Report, Service
@@ -51,15 +52,29 @@ def resolve(format: object) -> Format:  # the public option's name
 
     Raises:
         ValueError: An unknown name (the message lists the known ones).
-        TypeError: Neither a name nor an object with a ``render`` method.
+        TypeError: Neither a name nor an object whose ``render`` takes
+            ``(report, service, now)``.
     """
     if isinstance(format, str):
         if format not in NAMED:
             raise ValueError(f"unknown format {format!r}: choose one of {sorted(NAMED)}")
         return NAMED[format]()
-    if not callable(getattr(format, "render", None)):
+    render = getattr(format, "render", None)
+    if not callable(render):
         raise TypeError(f"format must be a name or a format object, got {type(format).__name__}")
-    return format  # type: ignore[return-value]  # checked: it has a render method
+    try:
+        signature = inspect.signature(render)
+    except (TypeError, ValueError):  # a callable without one (a C function): its risk
+        return format  # type: ignore[return-value]  # checked: it has a render method
+    try:
+        signature.bind(None, None, 0.0)
+    except TypeError:
+        raise TypeError(
+            f"{type(format).__name__}.render{signature} cannot be called as "
+            "render(report, service, now): a format renders the report with the service's "
+            "fields at the wall-clock time now (see Format.render)"
+        ) from None
+    return format  # type: ignore[return-value]  # checked: render(report, service, now)
 
 
 __all__ = [

@@ -119,7 +119,7 @@ class Servicer:
         self._names: tuple[Snapshot | None, Mapping[str, str]] = (None, {})
         self._lock = threading.Lock()
         self._feeds: tuple[Feed, ...] = ()  # replaced whole: read without the lock
-        health.registry.on_publish(self._published)
+        health.engine.callbacks.on_publish(self._published)
 
     @property
     def watching(self) -> int:

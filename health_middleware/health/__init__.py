@@ -6,8 +6,8 @@ port, ``parts`` what these share. The folder may import every internal folder
 (``process``, ``checks``, ``engine``, ``formats``, ``model``, ``web``, ``instance``,
 ``config``); only the public faces above import it."""
 
+from health_middleware.engine.callbacks import Listener
 from health_middleware.engine.heartbeat import Heartbeat
-from health_middleware.engine.registry import Listener
 from health_middleware.health.facade import Health
 from health_middleware.model.check import CheckOptions
 

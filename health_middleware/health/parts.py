@@ -21,5 +21,4 @@ class Parts:
     _root: str  # the full report's path, under which the probes live
 
     def _register(self, check: Check) -> None:
-        self.registry.add_check(check)
-        self.engine.publisher.publish()
+        self.engine.add_check(check)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, Unpack
 
 from health_middleware.config.validation import flag
+from health_middleware.engine.callbacks import Listener
 from health_middleware.engine.heartbeat import Heartbeat, heartbeat_check
-from health_middleware.engine.registry import Listener
 from health_middleware.health.parts import Parts
 from health_middleware.model.check import Check, CheckOptions
 from health_middleware.model.endpoint import ALL, normalise_path
@@ -259,4 +259,4 @@ class Registering(Parts):
         Returns:
             ``callback``, unchanged.
         """
-        return self.registry.on_change(callback)
+        return self.engine.callbacks.on_change(callback)

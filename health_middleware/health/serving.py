@@ -73,7 +73,7 @@ class Serving(Parts):
             misses,
             probe_port=probe_port,
             live_path=self._root + "/live",
-            registered=[state.check.name for state in self.registry.states()],
+            registered=[check.name for check in self.registry.checks()],
             defaults=(self.interval, self.timeout),
             what=what,
         )

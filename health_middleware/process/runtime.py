@@ -9,7 +9,6 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,14 +183,10 @@ class Runtime:
         engine = self._engine
         if self._joined != os.getpid():
             self._joined = os.getpid()
-            engine.sharing.shared = self._shared_state()
-            if engine.sharing.shared is not None:
-                try:
-                    engine.follow()
-                except sqlite3.Error as exc:
-                    logger.warning("could not read the instance's state: %s", exc)
+            engine.sharing.join(self._shared_state())
             environment.warn_unknown()
-        schedule = Schedule(engine.sharing.shared, self._jitter)
+        sharing = engine.sharing
+        schedule = Schedule(lambda: sharing.shared, self._jitter)
         return Refresher(engine, CheckPool(self._max_threads), schedule)
 
     def _shared_state(self) -> SharedState | None:
