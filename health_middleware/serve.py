@@ -7,8 +7,9 @@ hypercorn 'health_middleware.serve:asgi("proj.asgi", "app")'
 granian --interface asgi --factory health_middleware.serve:asgi
 ```
 
-``HEALTH_MIDDLEWARE_HEALTH=proj.health:health`` names the ``Health`` to use (else one
-with no checks); ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` keeps probes out of the access
+``HEALTH_MIDDLEWARE_HEALTH=proj.health:health`` names the ``Health`` to use (``none``:
+one with no checks, on purpose; unset, the start is refused, since every endpoint would
+pass whatever happens); ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` keeps probes out of the access
 logs. A factory only imports and wraps: nothing starts (gunicorn ``--preload`` runs it
 in the master); the refresher starts in each worker. The Servers pages show a line
 for each server.
@@ -18,7 +19,6 @@ The gunicorn hook (``health_middleware.gunicorn``) takes its ``Health`` from her
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from health_middleware.asgi import HealthMiddleware
 from health_middleware.config import environment
 from health_middleware.config.callables import interface
 from health_middleware.config.imports import import_string
+from health_middleware.config.validation import StartError
 from health_middleware.health import Health
 from health_middleware.web.accesslog import quiet_probes
 from health_middleware.wsgi import WSGIHealthMiddleware
@@ -79,9 +80,6 @@ def wsgi(app: str | None = None, attribute: str | None = None) -> WSGIHealthMidd
     )
 
 
-logger = logging.getLogger("health_middleware")
-
-
 def target_from(app: str | None, attribute: str | None) -> str:
     """The ``"module:attribute"`` a factory's arguments (or ``HEALTH_MIDDLEWARE_APP``)
     name."""
@@ -120,12 +118,15 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
 
 def health_from_environment() -> Health:
     """The ``Health`` the ``HEALTH_MIDDLEWARE_HEALTH`` environment variable names
-    (``"package.module:attribute"``), else one with no checks, with a warning.
+    (``"package.module:attribute"``); ``none``: one with no checks.
 
     With ``HEALTH_MIDDLEWARE_QUIET_PROBES=1`` its paths leave the access logs.
     Unknown ``HEALTH_MIDDLEWARE_*`` variables are warned about.
 
     Raises:
+        StartError: The variable is not set (or empty): every endpoint would pass
+            whatever happens to the app's dependencies, a forgotten variable served as
+            health; the message names the fix.
         ValueError: A name not of the form ``"package.module:attribute"``.
         TypeError: The variable names something that is not a ``Health``.
         ImportError: The module cannot be imported.
@@ -134,14 +135,15 @@ def health_from_environment() -> Health:
     # HEALTH_MIDDLEWARE_LISTEN is the runtime's, for every way of starting.
     environment.warn_unknown()
     target = os.environ.get(environment.HEALTH)
-    if not target:
-        logger.warning(
-            "%s is not set: serving a Health with no checks, so every endpoint passes "
-            "whatever happens to the app's dependencies; set %s=package.module:attribute "
-            "of your Health",
-            environment.HEALTH,
-            environment.HEALTH,
+    if not target or not target.strip():
+        raise StartError(
+            f"{environment.HEALTH} is not set: it names the Health with your checks "
+            f"({environment.HEALTH}=package.module:attribute); without it every endpoint "
+            "would pass whatever happens to the app's dependencies. Set it, or set "
+            f"{environment.HEALTH}={environment.NO_HEALTH} to serve the endpoints with no "
+            "checks on purpose"
         )
+    if target.strip().lower() == environment.NO_HEALTH:
         health = Health()
     else:
         health = import_string(target, environment.HEALTH)

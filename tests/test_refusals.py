@@ -9,8 +9,8 @@ serve (issue 22, "false green"):
   each framework's app tried with both;
 - ``HEALTH_MIDDLEWARE_LISTEN`` opens the probe port however the middleware is made,
   and disagreeing with ``health.listen()`` stops the start naming both addresses;
-- unknown ``HEALTH_MIDDLEWARE_*`` variables, a one-liner without
-  ``HEALTH_MIDDLEWARE_HEALTH`` and a ``Health`` with no checks are logged.
+- unknown ``HEALTH_MIDDLEWARE_*`` variables are named; a one-liner without
+  ``HEALTH_MIDDLEWARE_HEALTH`` is refused; a ``Health`` with no checks is logged.
 """
 
 from __future__ import annotations
@@ -370,17 +370,21 @@ def test_unknown_variables_are_named_with_the_closest_known_one(
     assert "did you mean HEALTH_MIDDLEWARE_LISTEN?" in lower
 
 
-def test_a_one_liner_without_a_health_says_so(
+def test_a_one_liner_without_a_health_is_refused_naming_the_fix(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.delenv("HEALTH_MIDDLEWARE_HEALTH", raising=False)
-    with caplog.at_level(logging.WARNING, "health_middleware"):
-        health = health_from_environment()
-    assert not list(health.engine.results.states())
-    assert any(
-        "HEALTH_MIDDLEWARE_HEALTH is not set" in message and "no checks" in message
-        for message in warnings_of(caplog)
-    ), warnings_of(caplog)
+    """A forgotten HEALTH_MIDDLEWARE_HEALTH would serve 200 pass on every endpoint."""
+    for unset in (None, "", "  "):
+        if unset is None:
+            monkeypatch.delenv("HEALTH_MIDDLEWARE_HEALTH", raising=False)
+        else:
+            monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", unset)
+        with pytest.raises(StartError, match="HEALTH_MIDDLEWARE_HEALTH is not set") as refused:
+            health_from_environment()
+        assert "HEALTH_MIDDLEWARE_HEALTH=package.module:attribute" in str(refused.value)
+        assert "HEALTH_MIDDLEWARE_HEALTH=none" in str(refused.value)
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "none")  # no checks, on purpose
+    assert not list(health_from_environment().engine.results.states())
 
 
 def test_a_health_with_no_checks_is_named_once_a_process(
@@ -404,19 +408,30 @@ def test_a_health_with_no_checks_is_named_once_a_process(
 
 
 @pytest.mark.server
-def test_a_misspelt_health_variable_is_named_through_uvicorn() -> None:
+def test_a_misspelt_health_variable_stops_uvicorn_naming_the_fix() -> None:
     env = {
         "HEALTH_MIDDLEWARE_APP": "tests.apps.fw_starlette:app",
         "HEALTH_MIDDLEWARE_HEALT": "tests.apps.busy:health",
+        "HEALTH_MIDDLEWARE_HEALTH": "",
     }
-    args = uvicorn("health_middleware.serve:asgi", "--factory")
-    with server(args, {**env, "HEALTH_MIDDLEWARE_HEALTH": ""}) as running:
-        assert running.get("/health").status == 200  # no checks: a pass, but not in silence
-        output = running.output()
+    args = [
+        a.replace("{port}", str(free_port()))
+        for a in uvicorn("health_middleware.serve:asgi", "--factory")
+    ]
+    code, output = run_to_exit(args, env)
+    assert code != 0, output
     assert "HEALTH_MIDDLEWARE_HEALT is not one health_middleware reads" in output, output
     assert "did you mean HEALTH_MIDDLEWARE_HEALTH?" in output, output
     assert "HEALTH_MIDDLEWARE_HEALTH is not set" in output, output
-    assert "this Health has no checks" in output, output
+
+
+@pytest.mark.server
+def test_the_gunicorn_hook_without_a_health_stops_gunicorn_naming_the_fix() -> None:
+    args = gunicorn("tests.apps.fw_flask:app", "-c", "python:health_middleware.gunicorn")
+    args = [a.replace("{port}", str(free_port())) for a in args]
+    code, output = run_to_exit(args, {"HEALTH_MIDDLEWARE_HEALTH": ""})
+    assert code != 0, output
+    assert "HEALTH_MIDDLEWARE_HEALTH is not set" in output, output
 
 
 @pytest.mark.server

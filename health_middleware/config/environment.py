@@ -16,6 +16,7 @@ logger = logging.getLogger("health_middleware")
 PREFIX = "HEALTH_MIDDLEWARE_"
 APP = "HEALTH_MIDDLEWARE_APP"
 HEALTH = "HEALTH_MIDDLEWARE_HEALTH"
+NO_HEALTH = "none"  # HEALTH_MIDDLEWARE_HEALTH=none: a Health with no checks, on purpose
 QUIET_PROBES = "HEALTH_MIDDLEWARE_QUIET_PROBES"
 LISTEN = "HEALTH_MIDDLEWARE_LISTEN"
 WATCH = "HEALTH_MIDDLEWARE_WATCH"
@@ -25,7 +26,8 @@ STATE_DIR = "HEALTH_MIDDLEWARE_STATE_DIR"
 # added here, or it is warned about as unknown.
 KNOWN: dict[str, str] = {
     APP: "the app the one-liners wrap, 'package.module:attribute'",
-    HEALTH: "the Health of the one-liners and the gunicorn hook, 'package.module:attribute'",
+    HEALTH: "the Health of the one-liners and the gunicorn hook, 'package.module:attribute' "
+    "(or 'none': one with no checks)",
     QUIET_PROBES: "1: probe requests left out of the servers' access logs",
     LISTEN: "the probe port, 'host:port', opened as the runtime starts",
     WATCH: "the main port the probe port watches, a port or 'host:port'",
