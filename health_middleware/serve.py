@@ -34,7 +34,9 @@ from health_middleware.wsgi import WSGIHealthMiddleware
 __all__ = ["asgi", "health_from_environment", "wsgi"]
 
 
-def asgi(app: str | None = None, attribute: str | None = None) -> HealthMiddleware:
+def asgi(
+    app: str | None = None, attribute: str | None = None, *request: object
+) -> HealthMiddleware:
     """The ASGI app named by a string, with the health endpoints in front of it.
 
     Args:
@@ -42,6 +44,10 @@ def asgi(app: str | None = None, attribute: str | None = None) -> HealthMiddlewa
             ``attribute`` (as hypercorn needs it); ``None``: the
             ``HEALTH_MIDDLEWARE_APP`` environment variable.
         attribute: The app's attribute in the module ``app`` names, or None.
+        *request: Never given by a right command: a server that calls the factory as
+            if it were the app (uvicorn or granian without ``--factory``, hypercorn or
+            gunicorn given ``serve:asgi`` without the call) passes a request's
+            arguments, and is answered with a ``TypeError`` that names the fix.
 
     Returns:
         The app behind ``HealthMiddleware``, with the ``Health`` of
@@ -51,16 +57,20 @@ def asgi(app: str | None = None, attribute: str | None = None) -> HealthMiddlewa
         ValueError: No app given and ``HEALTH_MIDDLEWARE_APP`` not set, or a name
             not of the form ``"package.module:attribute"``.
         TypeError: The name is not a string, or names no ASGI app (for a WSGI app
-            the message names ``serve:wsgi``; an app factory is refused).
+            the message names ``serve:wsgi``; an app factory is refused), or the
+            factory was called with a request as if it were the app.
         ImportError: The module cannot be imported.
         AttributeError: The module has no such attribute.
     """
     return HealthMiddleware(
-        load_app(target_from(app, attribute), "asgi"), health_from_environment()
+        load_app(target_from("asgi", app, attribute, request), "asgi"),
+        health_from_environment(),
     )
 
 
-def wsgi(app: str | None = None, attribute: str | None = None) -> WSGIHealthMiddleware:
+def wsgi(
+    app: str | None = None, attribute: str | None = None, *request: object
+) -> WSGIHealthMiddleware:
     """The WSGI app named by a string, with the health endpoints in front of it:
     ``asgi``'s counterpart, raising as it does (``TypeError`` naming ``serve:asgi`` for
     an ASGI app).
@@ -70,19 +80,35 @@ def wsgi(app: str | None = None, attribute: str | None = None) -> WSGIHealthMidd
             ``attribute``; ``None``: the ``HEALTH_MIDDLEWARE_APP`` environment
             variable.
         attribute: The app's attribute in the module ``app`` names, or None.
+        *request: As ``asgi``'s: given only by a server that calls the factory as the
+            app, and answered with a ``TypeError`` that names the fix.
 
     Returns:
         The app behind ``WSGIHealthMiddleware``, with the ``Health`` of
             ``health_from_environment()``.
     """
     return WSGIHealthMiddleware(
-        load_app(target_from(app, attribute), "wsgi"), health_from_environment()
+        load_app(target_from("wsgi", app, attribute, request), "wsgi"),
+        health_from_environment(),
     )
 
 
-def target_from(app: str | None, attribute: str | None) -> str:
+def target_from(
+    factory: Literal["asgi", "wsgi"],
+    app: object,
+    attribute: object,
+    request: tuple[object, ...] = (),
+) -> str:
     """The ``"module:attribute"`` a factory's arguments (or ``HEALTH_MIDDLEWARE_APP``)
-    name."""
+    name; a factory called with a request (a scope or environ first, or more than two
+    arguments) is refused naming the server option or syntax that calls it."""
+    if request or isinstance(app, dict):
+        raise TypeError(
+            f"health_middleware.serve:{factory} was called as the app, with a request; "
+            "it is a factory that makes the app: with uvicorn or granian add --factory; "
+            "with hypercorn or gunicorn call it in the command, "
+            f"'health_middleware.serve:{factory}(\"package.module:attribute\")'"
+        )
     if app is None:
         app = os.environ.get(environment.APP)
         if not app:

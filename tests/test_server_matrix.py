@@ -206,6 +206,29 @@ def test_a_bad_app_string_stops_the_server_with_a_clear_error() -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "app", "factory"),
+    [
+        (hypercorn(ASGI), "tests.apps.fw_fastapi:app", "asgi"),
+        (granian("asgi", ASGI), "tests.apps.fw_starlette:app", "asgi"),
+        (gunicorn("health_middleware.serve:wsgi"), "tests.apps.fw_flask:app", "wsgi"),
+    ],
+    ids=["hypercorn-uncalled", "granian-without-factory", "gunicorn-uncalled"],
+)
+def test_a_factory_served_as_the_app_answers_no_pass_and_names_the_fix(
+    args: list[str], app: str, factory: str
+) -> None:
+    """A server handed the factory itself calls it with each request: no health path
+    may pass, and the log says how to run the factory."""
+    with server(args, {**HEALTH, **factory_env(app)}) as running:
+        assert running.get("/health/ready").status == 500
+        assert running.get("/").status == 500
+        output = running.output()
+    assert f"health_middleware.serve:{factory} was called as the app" in output, output
+    assert "add --factory" in output, output
+    assert "call it in the command" in output, output
+
+
+@pytest.mark.parametrize(
     ("factory", "args", "error", "message"),
     [
         (serve.asgi, ("tests.apps.no_such:app",), ImportError, "no module named"),
