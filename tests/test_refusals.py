@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,58 @@ async def test_a_tag_registered_after_its_endpoint_makes_a_group() -> None:
     answer = await poll(app, "/db", lambda r: r.status == 200 and "checks" in r.json())
     assert list(answer.json()["checks"]) == ["db"]
     await health.stop_async()
+
+
+@pytest.mark.parametrize(
+    ("tag", "meant"), [("liev", "live"), ("Ready", "ready"), ("liveness", "live"), ("dbs", "db")]
+)
+def test_a_tag_that_reads_as_a_served_group_is_refused_at_start(tag: str, meant: str) -> None:
+    """A check tagged ``liev`` counts in no probe: its failures would go unseen."""
+    health = Health(interval=0.2)
+    health.endpoint("/db", group="db")
+    health.add_check("db", lambda: True, tags={"db"})
+    health.add_check("cache", lambda: True, tags={tag})
+    with pytest.raises(StartError) as caught:
+        health.runtime.start_in_thread()
+    message = str(caught.value)
+    assert f"check 'cache' carries tag {tag!r}" in message
+    assert f"did you mean {meant!r}?" in message
+    assert f"tags={{{meant!r}}}" in message
+    assert health.runtime.running is None
+
+
+def test_a_tag_of_the_users_own_is_left_alone() -> None:
+    health = Health(interval=0.2)
+    health.add_check("db", lambda: True, tags={"team-payments", "live"})
+    health.runtime.start_in_thread()
+    try:
+        assert health.runtime.running is not None
+    finally:
+        health.stop()
+
+
+def test_an_unknown_check_option_is_refused_naming_the_closest_and_all() -> None:
+    health = Health()
+    with pytest.raises(TypeError) as caught:
+        health.add_check("db", lambda: True, critcal=False)  # type: ignore[call-arg]
+    message = str(caught.value)
+    assert "unknown option 'critcal' (did you mean 'critical'?)" in message
+    assert "the options are affected_endpoints, component_id" in message
+
+
+def test_a_called_check_function_is_refused_naming_the_function() -> None:
+    health = Health()
+
+    async def database() -> bool:
+        return True
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the coroutine is closed: no "never awaited"
+        with pytest.raises(TypeError, match=r"pass the async function itself, .*database, not"):
+            health.add_check("db", database())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got bool True: pass a function of no arguments"):
+        health.add_check("db", True)  # type: ignore[arg-type]
+    assert not list(health.engine.results.states())
 
 
 def test_the_asgi_lifespan_startup_fails_with_the_message() -> None:

@@ -31,6 +31,14 @@ from health_middleware.web.prestop import Prestop
 
 logger = logging.getLogger("health_middleware")
 
+# Words a user may write for a built-in group (tags are exact, lower-case words).
+_WORDS_FOR = {
+    "liveness": LIVE,
+    "alive": LIVE,
+    "readiness": READY,
+    "readyness": READY,
+}
+
 
 class Registry:
     def __init__(self, *, service: Service, base_path: str, details_token: str | None) -> None:
@@ -152,11 +160,33 @@ class Registry:
             )
         return found
 
+    def misspelt_tags(self) -> list[str]:
+        """What is wrong with each check tag that no endpoint counts but that reads as
+        a group one does (``liev``, ``Ready``, ``liveness``): the check would count in
+        no probe, its failures unseen by the probe meant. A tag near no served group
+        is the user's own word, left alone. Asked at start, as ``unknown_groups``."""
+        served = {endpoint.group for endpoint in self._endpoints.values()} - {ALL, STARTED}
+        found = []
+        for check in self._checks.values():
+            for tag in sorted(check.tags - served):
+                meant = _WORDS_FOR.get(tag.lower())
+                if meant not in served:
+                    close = difflib.get_close_matches(tag, sorted(served), n=1, cutoff=0.75)
+                    meant = close[0] if close else None
+                if meant is not None:
+                    found.append(
+                        f"check {check.name!r} carries tag {tag!r}, which no endpoint "
+                        f"counts (did you mean {meant!r}?): the endpoints count "
+                        f"{', '.join(sorted(served))}. Write tags={{{meant!r}}}"
+                    )
+        return found
+
     def check_setup(self) -> None:
         """As the runtime starts: raise ``StartError`` for the first endpoint of
-        ``unknown_groups``, and warn of a Health with no checks (every endpoint would
-        pass whatever happens to the app's dependencies)."""
-        for problem in self.unknown_groups():
+        ``unknown_groups`` or tag of ``misspelt_tags``, and warn of a Health with no
+        checks (every endpoint would pass whatever happens to the app's
+        dependencies)."""
+        for problem in self.unknown_groups() + self.misspelt_tags():
             raise StartError(problem)
         if not self._checks:
             logger.warning(

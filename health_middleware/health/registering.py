@@ -123,7 +123,9 @@ class Registering(Parts):
         Raises:
             TypeError: ``fn`` is not callable, needs arguments, or is a check factory
                 not called (``checks.postgres`` for ``checks.postgres(dsn)``); an
-                unknown option, or one of the wrong type.
+                unknown option (the closest named), or one of the wrong type. A tag
+                that reads as a served group but is none (``liev``) is refused as
+                the runtime starts (``StartError``).
             ValueError: A malformed name or tag, a name already registered, a value
                 out of range.
         """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +29,20 @@ _TAG = re.compile(r"[A-Za-z0-9_.\-]+")
 Scope = Literal["instance", "process"]
 INSTANCE: Scope = "instance"
 PROCESS: Scope = "process"
+
+
+def _called(value: object) -> str:
+    """What was given where a check function was due, and the likely fix: a
+    coroutine (closed, so it is not reported as never awaited) is an ``async def``
+    called (``check()`` for ``check``); any other value, likely a function's result."""
+    if inspect.iscoroutine(value):
+        function = value.__qualname__
+        value.close()
+        return f"a coroutine: pass the async function itself, {function}, not {function}()"
+    return (
+        f"{type(value).__name__} {value!r:.60}: pass a function of no arguments (the "
+        "function itself, check, not what calling it returns, check())"
+    )
 
 
 class CheckOptions(TypedDict, total=False):
@@ -85,7 +101,7 @@ class Check:
                 "(letters, digits, '_', '.', '-'; e.g. 'postgres:responseTime')"
             )
         if not callable(fn):
-            raise TypeError(f"check {name!r} must be callable, got {type(fn).__name__}")
+            raise TypeError(f"check {name!r} must be callable, got {_called(fn)}")
         usage = check_factory_usage(fn)
         if usage is not None:
             factory = usage.partition("(")[0]
@@ -98,9 +114,14 @@ class Check:
                 "arguments with functools.partial"
             )
         what = f"check {name!r}:"
-        unknown = set(options) - set(CheckOptions.__annotations__)
+        unknown = sorted(set(options) - set(CheckOptions.__annotations__))
         if unknown:
-            raise TypeError(f"{what} unknown options {sorted(unknown)}")
+            known = sorted(CheckOptions.__annotations__)
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(
+                f"{what} unknown option {unknown[0]!r}{hint}; the options are {', '.join(known)}"
+            )
         tag_set = frozenset(texts(f"{what} tags", options.get("tags", ())))
         for tag in tag_set:
             if not _TAG.fullmatch(tag):
