@@ -81,7 +81,8 @@ async def test_a_tag_registered_after_its_endpoint_makes_a_group() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tag", "meant"), [("liev", "live"), ("Ready", "ready"), ("liveness", "live"), ("dbs", "db")]
+    ("tag", "meant"),
+    [("liev", "live"), ("Ready", "ready"), ("liveness", "live"), ("redy", "ready"), ("dbs", "db")],
 )
 def test_a_tag_that_reads_as_a_served_group_is_refused_at_start(tag: str, meant: str) -> None:
     """A check tagged ``liev`` counts in no probe: its failures would go unseen."""
@@ -98,9 +99,11 @@ def test_a_tag_that_reads_as_a_served_group_is_refused_at_start(tag: str, meant:
     assert health.runtime.running is None
 
 
-def test_a_tag_of_the_users_own_is_left_alone() -> None:
+@pytest.mark.parametrize("tag", ["team-payments", "reads", "line", "lively"])
+def test_a_tag_of_the_users_own_is_left_alone(tag: str) -> None:
+    """A word a letter away by replacement (``reads``, ``line``) may be meant."""
     health = Health(interval=0.2)
-    health.add_check("db", lambda: True, tags={"team-payments", "live"})
+    health.add_check("db", lambda: True, tags={tag, "live"})
     health.runtime.start_in_thread()
     try:
         assert health.runtime.running is not None

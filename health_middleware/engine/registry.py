@@ -40,6 +40,28 @@ _WORDS_FOR = {
 }
 
 
+def _slip(tag: str, group: str) -> bool:
+    """Whether ``tag`` is ``group`` typed with one slip of the hand: another case, two
+    letters swapped, one left out or one too many. A letter replaced by another is not
+    counted: ``reads`` beside ``ready`` or ``line`` beside ``live`` are words a user
+    may mean."""
+    tag = tag.lower()
+    if tag == group:
+        return True
+    if len(tag) == len(group):
+        swapped = [i for i in range(len(tag)) if tag[i] != group[i]]
+        return (
+            len(swapped) == 2
+            and swapped[1] == swapped[0] + 1
+            and tag[swapped[0]] == group[swapped[1]]
+            and tag[swapped[1]] == group[swapped[0]]
+        )
+    shorter, longer = sorted((tag, group), key=len)
+    if len(longer) - len(shorter) != 1:
+        return False
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
+
+
 class Registry:
     def __init__(self, *, service: Service, base_path: str, details_token: str | None) -> None:
         self.service = service
@@ -164,15 +186,15 @@ class Registry:
         """What is wrong with each check tag that no endpoint counts but that reads as
         a group one does (``liev``, ``Ready``, ``liveness``): the check would count in
         no probe, its failures unseen by the probe meant. A tag near no served group
-        is the user's own word, left alone. Asked at start, as ``unknown_groups``."""
+        is the user's own word, left alone (see ``_slip``). Asked at start, as
+        ``unknown_groups``."""
         served = {endpoint.group for endpoint in self._endpoints.values()} - {ALL, STARTED}
         found = []
         for check in self._checks.values():
             for tag in sorted(check.tags - served):
                 meant = _WORDS_FOR.get(tag.lower())
                 if meant not in served:
-                    close = difflib.get_close_matches(tag, sorted(served), n=1, cutoff=0.75)
-                    meant = close[0] if close else None
+                    meant = next((group for group in sorted(served) if _slip(tag, group)), None)
                 if meant is not None:
                     found.append(
                         f"check {check.name!r} carries tag {tag!r}, which no endpoint "
