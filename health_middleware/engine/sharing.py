@@ -122,7 +122,7 @@ class Sharing:
         shutdown) leaves its siblings and successors serving."""
         if not self._drain.process:
             self._drain.process = True
-            logger.warning("draining: readiness now fails; liveness is unchanged")
+            logger.info("draining: readiness now fails; liveness is unchanged")
         self._publish()
 
 
