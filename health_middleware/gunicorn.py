@@ -40,7 +40,9 @@ def post_worker_init(worker: Any) -> None:
     ASGI worker class, or an app that speaks ASGI) gets ``HealthMiddleware`` and
     starts the refresher on its lifespan startup; a WSGI app gets
     ``WSGIHealthMiddleware`` and the refresher starts at once, so the worker's first
-    probe finds the first round done. An app already wrapped is left alone.
+    probe finds the first round done. An app already wrapped in code is left as it
+    is, its refresher started now if it is WSGI (under ``--preload`` it was made in
+    the master, where nothing starts).
 
     Args:
         worker: The gunicorn worker, as gunicorn passes it.
@@ -48,7 +50,10 @@ def post_worker_init(worker: Any) -> None:
     # gunicorn's own ASGI worker keeps the app in .asgi; every other worker in .wsgi.
     attribute = "asgi" if hasattr(worker, "asgi") else "wsgi"
     app = getattr(worker, attribute)
-    if isinstance(app, HealthMiddleware | WSGIHealthMiddleware):
+    if isinstance(app, WSGIHealthMiddleware):
+        app.health.runtime.start_in_thread()
+        return
+    if isinstance(app, HealthMiddleware):  # starts on its lifespan
         return
     health = health_from_environment()
     if _serves_asgi(worker, app):

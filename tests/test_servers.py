@@ -83,3 +83,21 @@ def test_outcome_change_reaches_every_worker(flagged: tuple[Server, Path, Path])
     if workers > 1:  # uvicorn without --workers serves in its one process
         assert running.process.pid not in ran_in, "a check ran in the master process"
     assert running.get("/").body.startswith(b"app:")
+
+
+def test_the_hook_starts_an_app_wrapped_in_code_as_each_worker_boots(tmp_path: Path) -> None:
+    """Under ``--preload`` the middleware is made in the master, where nothing starts:
+    the hook starts each worker's refresher at boot, before any health request, so the
+    first probe finds the checks run (it used to wait for that first request)."""
+    runs = tmp_path / "runs"
+    args = gunicorn(
+        "tests.apps.flagged:wsgi_app",
+        *["-c", "python:health_middleware.gunicorn", "-w", "2", "--preload"],
+    )
+    env = {"HM_RUNS": str(runs), "HM_INTERVAL": str(INTERVAL), "HM_TIMEOUT": str(TIMEOUT)}
+    with server(args, env, ready="/") as running:  # the app's own path: no health request
+        deadline = time.monotonic() + 10
+        while not (runs.exists() and " pass" in runs.read_text()):
+            assert time.monotonic() < deadline, f"no check ran: {running.output()[-2000:]}"
+            time.sleep(0.1)
+        assert running.get("/health/ready").status == 200
