@@ -1,6 +1,8 @@
 """The package as a user gets it. ``python -m build`` makes an sdist and a wheel that pass
-``twine check --strict`` and ``check-wheel-contents``; the wheel holds every subpackage
-and ``py.typed``, no tests, and the version ``__version__`` says; installed with its
+``twine check --strict`` and ``check-wheel-contents``; the sdist is the source (the
+tests with their data, the benchmarks, the documentation with every file its pages
+include or show; no bytecode); the wheel holds every subpackage and ``py.typed``, no
+tests or docs, and the version ``__version__`` says; installed with its
 ``demo`` extra into a fresh virtual environment of every Python the classifiers name,
 outside this checkout, it serves the demo's health request. The metadata's classifiers
 are known to PyPI, its license is the LICENSE file, and it names the project's pages."""
@@ -25,6 +27,37 @@ from tests.support import REPO, require_or_skip, server
 from tests.venvs import PROJECT, Distributions, interpreter, make_venv, pip_install, run
 
 PACKAGE = REPO / "health_middleware"
+DOCS = REPO / "docs"
+# What a packager or a user building from source needs besides the package (MANIFEST.in).
+SOURCE_FILES = [
+    "PKG-INFO",
+    "pyproject.toml",
+    "setup.cfg",
+    "MANIFEST.in",
+    "README.md",
+    "CHANGELOG.md",
+    "LICENSE",
+    "SECURITY.md",
+    "CONTRIBUTING.md",
+    "mkdocs.yml",
+    ".ci/run",
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/support.py",
+    "tests/constraints/minimum.txt",
+    "tests/apps/django_project/manage.py",
+    "benchmarks/RESULTS.md",
+    "benchmarks/run.py",
+    "docs/index.md",
+    "docs/architecture.md",
+    "docs/hooks.py",
+    "docs/stylesheets/extra.css",
+    "docs/examples/fastapi_app.py",
+    "docs/deploy/kubernetes.yaml",
+]
+# Markdown links and snippet includes of the site's pages: the files the build reads.
+LINKED = re.compile(r"\]\(([^)\s#]+)[^)]*\)")
+SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.M)
 PYTHONS = [
     name.rsplit(" :: ", 1)[1]
     for name in PROJECT["classifiers"]
@@ -97,16 +130,62 @@ def test_the_wheel_holds_the_whole_package_and_no_tests(distributions: Distribut
         "health_middleware",
         f"health_middleware-{health_middleware.__version__}.dist-info",
     }
-    assert not [n for n in names if "tests/" in n or n.startswith("tests")]
+    assert not [n for n in names if n.startswith(("tests", "docs/", "benchmarks/"))]
+    assert not [n for n in names if "tests/" in n]
     assert fields["Version"] == [health_middleware.__version__]
     assert fields["License-Expression"] == ["MIT"]
     assert fields["Classifier"] == PROJECT["classifiers"]
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
-    with tarfile.open(distributions.sdist) as sdist:
-        root = f"health_middleware-{health_middleware.__version__}"
-        assert {f"{root}/LICENSE", f"{root}/PKG-INFO", f"{root}/pyproject.toml"} <= set(
-            sdist.getnames()
-        )
+
+
+def sdist_files(sdist: Path) -> set[str]:
+    """The sdist's regular files, by their path under its top folder."""
+    root = f"health_middleware-{health_middleware.__version__}/"
+    with tarfile.open(sdist) as archive:
+        members = archive.getmembers()
+    assert all(m.name.startswith(root) or m.name == root.rstrip("/") for m in members)
+    return {m.name.removeprefix(root) for m in members if m.isfile()}
+
+
+def read_by_the_site() -> set[str]:
+    """The files of the checkout the documentation's pages include or link to (by their
+    path from the top): what ``mkdocs build --strict`` needs besides the pages."""
+    needed: set[str] = set()
+    for page in DOCS.rglob("*.md"):
+        text = page.read_text()
+        for target in LINKED.findall(text):
+            if not re.match(r"[a-z][a-z0-9+.-]*:", target, re.I):
+                needed.add((page.parent / target).resolve().relative_to(REPO).as_posix())
+        needed |= {f"docs/{name}" for name in SNIPPET.findall(text)}
+        needed |= set(re.findall(r"^!include (\S+)", text, re.M))
+    return needed
+
+
+@pytest.mark.package
+@pytest.mark.server
+def test_the_sdist_is_the_source_to_build_test_and_document_from(
+    distributions: Distributions,
+) -> None:
+    files = sdist_files(distributions.sdist)
+    missing = [name for name in SOURCE_FILES if name not in files]
+    assert not missing, f"missing from the sdist (MANIFEST.in): {missing}"
+    sources = {
+        path.relative_to(REPO).as_posix()
+        for folder in ("health_middleware", "tests", "benchmarks", "docs")
+        for path in (REPO / folder).rglob("*")
+        if path.suffix in (".py", ".md", ".yaml", ".txt") and "__pycache__" not in path.parts
+    }
+    assert sources <= files, f"missing from the sdist: {sorted(sources - files)}"
+    site = read_by_the_site()
+    assert {"CHANGELOG.md", "docs/architecture.md", "docs/status-page/fail.png"} <= site
+    assert site <= files, f"the site needs, missing from the sdist: {sorted(site - files)}"
+    # No bytecode, environments or build outputs; only setuptools' own egg-info.
+    assert not [n for n in files if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
+    top = {n.split("/")[0] for n in files if "/" in n}
+    assert not top & {".venv", "build", "dist", "site", ".hypothesis", ".pytest_cache"}
+    assert {n for n in top if n.endswith(".egg-info")} <= {"health_middleware.egg-info"}
+    # The site's own screenshots stay out (no page shows them): read_by_the_site holds it.
+    assert not [n for n in files if n.startswith("docs/screenshots/")]
 
 
 @pytest.mark.parametrize("version", PYTHONS)
