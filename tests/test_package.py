@@ -40,6 +40,7 @@ SOURCE_FILES = [
     "SECURITY.md",
     "CONTRIBUTING.md",
     "mkdocs.yml",
+    ".readthedocs.yaml",
     ".ci/run",
     "tests/__init__.py",
     "tests/conftest.py",
