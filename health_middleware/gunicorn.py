@@ -17,7 +17,7 @@ from typing import Any
 
 from health_middleware.asgi import HealthMiddleware
 from health_middleware.config.callables import interface
-from health_middleware.serve import health_from_environment
+from health_middleware.serve import health_from_environment, health_inside
 from health_middleware.wsgi import WSGIHealthMiddleware
 
 __all__ = ["post_worker_init"]
@@ -40,9 +40,11 @@ def post_worker_init(worker: Any) -> None:
     ASGI worker class, or an app that speaks ASGI) gets ``HealthMiddleware`` and
     starts the refresher on its lifespan startup; a WSGI app gets
     ``WSGIHealthMiddleware`` and the refresher starts at once, so the worker's first
-    probe finds the first round done. An app already wrapped in code is left as it
-    is, its refresher started now if it is WSGI (under ``--preload`` it was made in
-    the master, where nothing starts).
+    probe finds the first round done. An app already wrapped in code (the middleware
+    itself, or anywhere inside it: Flask's ``app.wsgi_app``, a tracing middleware
+    around it) is left as it is, the variable not asked, its refresher started now
+    if it is WSGI (under ``--preload`` it was made in the master, where nothing
+    starts).
 
     Args:
         worker: The gunicorn worker, as gunicorn passes it.
@@ -50,13 +52,14 @@ def post_worker_init(worker: Any) -> None:
     # gunicorn's own ASGI worker keeps the app in .asgi; every other worker in .wsgi.
     attribute = "asgi" if hasattr(worker, "asgi") else "wsgi"
     app = getattr(worker, attribute)
-    if isinstance(app, WSGIHealthMiddleware):
-        app.health.runtime.start_in_thread()
-        return
-    if isinstance(app, HealthMiddleware):  # starts on its lifespan
+    serves_asgi = _serves_asgi(worker, app)
+    inside = health_inside(app)
+    if inside is not None:  # wrapped in code: HEALTH_MIDDLEWARE_HEALTH is not asked
+        if not serves_asgi:  # an ASGI app's starts on its lifespan
+            inside.runtime.start_in_thread()
         return
     health = health_from_environment()
-    if _serves_asgi(worker, app):
+    if serves_asgi:
         setattr(worker, attribute, HealthMiddleware(app, health))  # starts on lifespan
     else:
         setattr(worker, attribute, WSGIHealthMiddleware(app, health))

@@ -107,7 +107,8 @@ def target_from(
             f"health_middleware.serve:{factory} was called as the app, with a request; "
             "it is a factory that makes the app: with uvicorn or granian add --factory; "
             "with hypercorn or gunicorn call it in the command, "
-            f"'health_middleware.serve:{factory}(\"package.module:attribute\")'"
+            f'\'health_middleware.serve:{factory}("package.module", "attribute")\' '
+            "(the module and the attribute apart: hypercorn reads every ':' as its own)"
         )
     if app is None:
         app = os.environ.get(environment.APP)
@@ -139,7 +140,61 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
             f"app {target!r} is a {found.upper()} application: "
             f"use health_middleware.serve:{other} for it"
         )
+    if health_inside(app) is not None:
+        raise TypeError(
+            f"app {target!r} has health endpoints of its own (a Health in front of it, "
+            f"in code): serve it as it is, {target}, without health_middleware.serve"
+        )
     return app
+
+
+# Where apps keep the app they wrap: Flask's wsgi_app, most middlewares' app or
+# application, OpenTelemetry's wsgi, gunicorn's workers' wsgi and asgi, Starlette's
+# built stack, functools.wraps' __wrapped__.
+_INNER = (
+    "wsgi_app",
+    "app",
+    "application",
+    "wsgi",
+    "asgi",
+    "_app",
+    "middleware_stack",
+    "__wrapped__",
+)
+
+
+def health_inside(app: object, depth: int = 8) -> Health | None:
+    """The ``Health`` of the health middleware that ``app`` is or wraps, ``depth``
+    wrappers deep at most (Flask's ``app.wsgi_app = WSGIHealthMiddleware(...)``, a
+    tracing middleware around it), or given to Starlette's ``add_middleware`` before
+    its stack is built; None where there is none."""
+    seen: set[int] = set()
+    layer = [app]
+    for _ in range(depth):
+        below = []
+        for obj in layer:
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, HealthMiddleware | WSGIHealthMiddleware):
+                return obj.health
+            for middleware in _attribute(obj, "user_middleware") or ():
+                given = [
+                    *getattr(middleware, "args", ()),
+                    *getattr(middleware, "kwargs", {}).values(),
+                ]
+                if getattr(middleware, "cls", None) is HealthMiddleware:
+                    return next((h for h in given if isinstance(h, Health)), None)
+            below += [inner for name in _INNER if (inner := _attribute(obj, name)) is not None]
+        layer = below
+    return None
+
+
+def _attribute(obj: object, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # a property that raises: not a wrapper of ours
+        return None
 
 
 def health_from_environment() -> Health:
@@ -150,9 +205,9 @@ def health_from_environment() -> Health:
     Unknown ``HEALTH_MIDDLEWARE_*`` variables are warned about.
 
     Raises:
-        StartError: The variable is not set (or empty): every endpoint would pass
-            whatever happens to the app's dependencies, a forgotten variable served as
-            health; the message names the fix.
+        StartError: The variable is not set (or empty), reads ``None``, or names a
+            Health with no checks: every endpoint would pass whatever happens to the
+            app's dependencies; the message names the fix.
         ValueError: A name not of the form ``"package.module:attribute"``.
         TypeError: The variable names something that is not a ``Health``.
         ImportError: The module cannot be imported.
@@ -169,14 +224,31 @@ def health_from_environment() -> Health:
             f"{environment.HEALTH}={environment.NO_HEALTH} to serve the endpoints with no "
             "checks on purpose"
         )
-    if target.strip().lower() == environment.NO_HEALTH:
+    target = target.strip()
+    if target == environment.NO_HEALTH:
         health = Health()
+    elif target.lower() == environment.NO_HEALTH:  # None: a value rendered from nothing
+        raise StartError(
+            f"{environment.HEALTH}={target!r} reads as a value rendered from nothing "
+            f"(Python's None, a template's unset variable): name your Health "
+            f"({environment.HEALTH}=package.module:attribute), or write "
+            f"{environment.HEALTH}={environment.NO_HEALTH} (lower case) to serve the "
+            "endpoints with no checks on purpose"
+        )
     else:
         health = import_string(target, environment.HEALTH)
-    if not isinstance(health, Health):
-        raise TypeError(
-            f"{environment.HEALTH} {target!r} is a {type(health).__name__}, not a Health"
-        )
+        if not isinstance(health, Health):
+            raise TypeError(
+                f"{environment.HEALTH} {target!r} is a {type(health).__name__}, not a Health"
+            )
+        if next(health.registry.checks(), None) is None:
+            raise StartError(
+                f"{environment.HEALTH}={target} names a Health with no checks: every "
+                "endpoint would pass whatever happens to the app's dependencies. Register "
+                "its checks in that module (health.add_check or @health.check), or write "
+                f"{environment.HEALTH}={environment.NO_HEALTH} to serve the endpoints with "
+                "no checks on purpose"
+            )
     if os.environ.get(environment.QUIET_PROBES) == "1":
         quiet_probes(health.paths)
     return health

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from health_middleware import Health, HealthMiddleware, StartError, WSGIHealthMiddleware
+from health_middleware import Health, HealthMiddleware, StartError, WSGIHealthMiddleware, serve
 from health_middleware.config.environment import KNOWN, LISTEN
 from health_middleware.serve import health_from_environment
 from tests.support import (
@@ -82,7 +82,14 @@ async def test_a_tag_registered_after_its_endpoint_makes_a_group() -> None:
 
 @pytest.mark.parametrize(
     ("tag", "meant"),
-    [("liev", "live"), ("Ready", "ready"), ("liveness", "live"), ("redy", "ready"), ("dbs", "db")],
+    [
+        ("liev", "live"),
+        ("Ready", "ready"),
+        ("liveness", "live"),
+        ("redy", "ready"),
+        ("readyy", "ready"),
+        ("dbb", "db"),
+    ],
 )
 def test_a_tag_that_reads_as_a_served_group_is_refused_at_start(tag: str, meant: str) -> None:
     """A check tagged ``liev`` counts in no probe: its failures would go unseen."""
@@ -99,14 +106,30 @@ def test_a_tag_that_reads_as_a_served_group_is_refused_at_start(tag: str, meant:
     assert health.runtime.running is None
 
 
-@pytest.mark.parametrize("tag", ["team-payments", "reads", "line", "lively"])
+@pytest.mark.parametrize(
+    "tag", ["team-payments", "reads", "line", "lively", "read", "lives", "olive", "alive"]
+)
 def test_a_tag_of_the_users_own_is_left_alone(tag: str) -> None:
-    """A word a letter away by replacement (``reads``, ``line``) may be meant."""
+    """A word a letter away by replacement (``reads``, ``line``) or at its ends
+    (``read``, ``lives``, ``olive``) may be meant."""
     health = Health(interval=0.2)
     health.add_check("db", lambda: True, tags={tag, "live"})
     health.runtime.start_in_thread()
     try:
         assert health.runtime.running is not None
+    finally:
+        health.stop()
+
+
+def test_a_misspelt_tag_added_after_the_start_is_refused_as_it_is_added() -> None:
+    health = Health(interval=0.2)
+    health.add_check("db", lambda: True)
+    health.runtime.start_in_thread()
+    try:
+        with pytest.raises(ValueError, match=r"carries tag 'liev'.*did you mean 'live'"):
+            health.add_check("cache", lambda: False, tags={"liev"})
+        assert [check.name for check in health.registry.checks()] == ["db"]
+        health.add_check("cache", lambda: False, tags={"live"})
     finally:
         health.stop()
 
@@ -128,7 +151,7 @@ def test_a_called_check_function_is_refused_naming_the_function() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the coroutine is closed: no "never awaited"
-        with pytest.raises(TypeError, match=r"pass the async function itself, .*database, not"):
+        with pytest.raises(TypeError, match=r"what calling database\(\) returns: pass the async"):
             health.add_check("db", database())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"got bool True: pass a function of no arguments"):
         health.add_check("db", True)  # type: ignore[arg-type]
@@ -439,7 +462,14 @@ def test_a_one_liner_without_a_health_is_refused_naming_the_fix(
             health_from_environment()
         assert "HEALTH_MIDDLEWARE_HEALTH=package.module:attribute" in str(refused.value)
         assert "HEALTH_MIDDLEWARE_HEALTH=none" in str(refused.value)
-    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "none")  # no checks, on purpose
+    for rendered in ("None", "NONE"):  # Python's None, a template's unset value
+        monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", rendered)
+        with pytest.raises(StartError, match=r"rendered from nothing.*none \(lower case\)"):
+            health_from_environment()
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.unchecked:health")
+    with pytest.raises(StartError, match="names a Health with no checks"):
+        health_from_environment()
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", " none ")  # no checks, on purpose
     assert not list(health_from_environment().engine.results.states())
 
 
@@ -500,6 +530,58 @@ def test_a_misspelt_variable_is_named_through_the_gunicorn_hook() -> None:
     assert "HEALTH_MIDDLEWARE_LISTN is not one" in output, output
     assert "did you mean HEALTH_MIDDLEWARE_LISTEN?" in output, output
     assert "has no checks" not in output, output
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("app", ["tests.apps.wrapped:app", "tests.apps.wrapped:traced"])
+@pytest.mark.parametrize("variable", ["", "none"])
+def test_the_gunicorn_hook_leaves_an_app_with_a_health_inside_as_it_is(
+    app: str, variable: str
+) -> None:
+    """Flask's ``app.wsgi_app = WSGIHealthMiddleware(...)``, wrapped once more: the hook
+    neither refuses it (no variable is needed) nor puts an empty Health in front of
+    the app's own (``none``), whose failing check must show."""
+    args = gunicorn(app, "-c", "python:health_middleware.gunicorn", "--preload")
+    with server(args, {"HEALTH_MIDDLEWARE_HEALTH": variable}, ready="/") as running:
+        deadline = time.monotonic() + 10
+        while (ready := running.get("/health/ready")).status != 503:
+            assert ready.status != 200, ready.body
+            assert time.monotonic() < deadline, ready.body
+            time.sleep(0.1)
+        assert ready.json()["output"] == "failing: db"
+
+
+def test_a_one_liner_refuses_an_app_with_health_endpoints_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "none")
+    for app in (
+        "tests.apps.wrapped:app",
+        "tests.apps.wrapped:traced",
+        "tests.apps.flagged:asgi_app",
+    ):
+        with pytest.raises(TypeError, match=r"has health endpoints of its own.*serve it as it is"):
+            (serve.asgi if "asgi" in app else serve.wsgi)(app)
+
+
+@pytest.mark.server
+def test_a_worker_judges_its_set_up_once_its_app_is_imported() -> None:
+    """A middleware made in a gunicorn worker starts at once, while its module still
+    registers: an endpoint whose check comes two seconds later is no mistake, and a
+    misspelt tag that comes two seconds later still stops the worker."""
+    args = gunicorn("tests.apps.slow_import:app")
+    with server(args, {"HM_IMPORT_SLEEP": "2"}, ready="/") as running:
+        deadline = time.monotonic() + 10
+        while running.get("/health/db").status != 200:
+            assert time.monotonic() < deadline, running.output()[-2000:]
+            time.sleep(0.1)
+        time.sleep(1)
+        assert running.process.poll() is None, running.output()[-2000:]
+    args = [a.replace("{port}", str(free_port())) for a in args]
+    code, output = run_to_exit(args, {"HM_IMPORT_SLEEP": "2", "HM_TAG": "bd"})
+    assert code != 0, output
+    assert "counts group 'db', which no check carries as a tag (did you mean 'bd'?)" in output
+    assert "failed to boot" in output, output
 
 
 def test_an_app_factory_is_refused_where_an_app_is_wanted(tmp_path: Path) -> None:

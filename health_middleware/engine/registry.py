@@ -34,7 +34,6 @@ logger = logging.getLogger("health_middleware")
 # Words a user may write for a built-in group (tags are exact, lower-case words).
 _WORDS_FOR = {
     "liveness": LIVE,
-    "alive": LIVE,
     "readiness": READY,
     "readyness": READY,
 }
@@ -42,9 +41,9 @@ _WORDS_FOR = {
 
 def _slip(tag: str, group: str) -> bool:
     """Whether ``tag`` is ``group`` typed with one slip of the hand: another case, two
-    letters swapped, one left out or one too many. A letter replaced by another is not
-    counted: ``reads`` beside ``ready`` or ``line`` beside ``live`` are words a user
-    may mean."""
+    neighbours swapped, a letter left out inside the word, a letter doubled or one
+    slipped in inside it. A word that differs at its ends (``read``, ``lives``,
+    ``olive``, ``db2``) or by a letter replaced (``reads``, ``line``) may be meant."""
     tag = tag.lower()
     if tag == group:
         return True
@@ -56,10 +55,17 @@ def _slip(tag: str, group: str) -> bool:
             and tag[swapped[0]] == group[swapped[1]]
             and tag[swapped[1]] == group[swapped[0]]
         )
-    shorter, longer = sorted((tag, group), key=len)
-    if len(longer) - len(shorter) != 1:
+    if abs(len(tag) - len(group)) != 1:
         return False
-    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
+    longer, shorter = (tag, group) if len(tag) > len(group) else (group, tag)
+    for i, letter in enumerate(longer):
+        if longer[:i] + longer[i + 1 :] != shorter:
+            continue
+        inside = 0 < i < len(longer) - 1
+        doubled = longer is tag and letter in (longer[i - 1 : i] + longer[i + 1 : i + 2])
+        if inside or doubled:
+            return True
+    return False
 
 
 class Registry:
@@ -173,7 +179,8 @@ class Registry:
         for endpoint in self._endpoints.values():
             if endpoint.group in known:
                 continue
-            close = difflib.get_close_matches(endpoint.group, known, n=1)
+            slips = [tag for tag in known if _slip(tag, endpoint.group)]
+            close = slips or difflib.get_close_matches(endpoint.group, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             found.append(
                 f"the endpoint {endpoint.path!r} counts group {endpoint.group!r}, which no "
@@ -182,33 +189,31 @@ class Registry:
             )
         return found
 
-    def misspelt_tags(self) -> list[str]:
-        """What is wrong with each check tag that no endpoint counts but that reads as
-        a group one does (``liev``, ``Ready``, ``liveness``): the check would count in
-        no probe, its failures unseen by the probe meant. A tag near no served group
-        is the user's own word, left alone (see ``_slip``). Asked at start, as
-        ``unknown_groups``."""
+    def misspelt(self, check: Check) -> str | None:
+        """What is wrong with the first of ``check``'s tags that no endpoint counts but
+        that reads as a group one does (``liev``, ``Ready``, ``liveness``): the check
+        would count in no probe, its failures unseen by the probe meant. A tag near no
+        served group is the user's own word, left alone (see ``_slip``)."""
         served = {endpoint.group for endpoint in self._endpoints.values()} - {ALL, STARTED}
-        found = []
-        for check in self._checks.values():
-            for tag in sorted(check.tags - served):
-                meant = _WORDS_FOR.get(tag.lower())
-                if meant not in served:
-                    meant = next((group for group in sorted(served) if _slip(tag, group)), None)
-                if meant is not None:
-                    found.append(
-                        f"check {check.name!r} carries tag {tag!r}, which no endpoint "
-                        f"counts (did you mean {meant!r}?): the endpoints count "
-                        f"{', '.join(sorted(served))}. Write tags={{{meant!r}}}"
-                    )
-        return found
+        for tag in sorted(check.tags - served):
+            meant = _WORDS_FOR.get(tag.lower())
+            if meant not in served:
+                meant = next((group for group in sorted(served) if _slip(tag, group)), None)
+            if meant is not None:
+                return (
+                    f"check {check.name!r} carries tag {tag!r}, which no endpoint counts "
+                    f"(did you mean {meant!r}?): the endpoints count "
+                    f"{', '.join(sorted(served))}. Write tags={{{meant!r}}}"
+                )
+        return None
 
     def check_setup(self) -> None:
         """As the runtime starts: raise ``StartError`` for the first endpoint of
-        ``unknown_groups`` or tag of ``misspelt_tags``, and warn of a Health with no
+        ``unknown_groups`` or check tag ``misspelt``, and warn of a Health with no
         checks (every endpoint would pass whatever happens to the app's
         dependencies)."""
-        for problem in self.unknown_groups() + self.misspelt_tags():
+        misspelt = (self.misspelt(check) for check in self._checks.values())
+        for problem in self.unknown_groups() + [text for text in misspelt if text]:
             raise StartError(problem)
         if not self._checks:
             logger.warning(

@@ -21,4 +21,10 @@ class Parts:
     _root: str  # the full report's path, under which the probes live
 
     def _register(self, check: Check) -> None:
+        """Add ``check``; once the set-up has been checked at start, a check added
+        later is held to the same rule (``Registry.misspelt``), as a ``ValueError``."""
+        if self.runtime.setup_checked:
+            problem = self.registry.misspelt(check)
+            if problem is not None:
+                raise ValueError(problem)
         self.engine.add_check(check)

@@ -36,9 +36,12 @@ def _called(value: object) -> str:
     coroutine (closed, so it is not reported as never awaited) is an ``async def``
     called (``check()`` for ``check``); any other value, likely a function's result."""
     if inspect.iscoroutine(value):
-        function = value.__qualname__
+        name = value.__name__
         value.close()
-        return f"a coroutine: pass the async function itself, {function}, not {function}()"
+        return (
+            f"a coroutine, what calling {name}() returns: pass the async function "
+            f"itself, without the call ({name}, or client.{name} for a method)"
+        )
     return (
         f"{type(value).__name__} {value!r:.60}: pass a function of no arguments (the "
         "function itself, check, not what calling it returns, check())"

@@ -224,7 +224,10 @@ def from_return(value: object, now: float, duration: float) -> Outcome:
         if inspect.iscoroutine(value):
             value.close()  # never awaited: close it so Python does not warn
         return _failed(
-            now, duration, "a sync check returned an awaitable: declare the check 'async def'"
+            now,
+            duration,
+            "check returned an awaitable, not awaited: await it in an 'async def' check "
+            "(return await ...)",
         )
     kind = _kind(value)
     return _failed(

@@ -24,6 +24,7 @@ from health_middleware.engine.stalls import thread_lateness
 from health_middleware.instance import master as instance
 from health_middleware.instance.database import SharedState, join_instance
 from health_middleware.model.report import Report
+from health_middleware.process.importing import wait_for_imports
 from health_middleware.process.listener import ListenError, ProbeListener, refuse_if_served
 from health_middleware.process.shutdown import DelayedExit, stops_alone
 from health_middleware.process.watch import Watch
@@ -31,7 +32,7 @@ from health_middleware.process.watch import Watch
 logger = logging.getLogger("health_middleware")
 
 # How long after an early start (see _new_refresher) the set-up is checked.
-SETUP_GRACE = 1.0
+IMPORT_WAIT = 60.0  # seconds an early start waits for the app's import to finish
 BOOT_ERROR = 3  # gunicorn's exit status for a worker that failed to boot: it halts
 # the most threads a one-shot run of every check uses
 
@@ -208,6 +209,11 @@ class Runtime:
         if self._delayed_exit is not None:
             self._delayed_exit.install(loop)
 
+    @property
+    def setup_checked(self) -> bool:
+        """Whether this process's set-up has been checked (its runtime started)."""
+        return self._setup_checked == os.getpid()
+
     def _check_setup(self) -> None:
         """``Registry.check_setup``, once per process."""
         if self._setup_checked != os.getpid():
@@ -216,9 +222,12 @@ class Runtime:
 
     def _check_setup_late(self) -> None:
         """The set-up of an early start (a gunicorn worker whose WSGI middleware was
-        made while its module still registered checks), checked once the module has
-        had time to finish: a worker that cannot work exits as one that failed to boot
-        (gunicorn's exit status 3), and gunicorn stops, naming why."""
+        made while its module still registered checks), checked once every import
+        under way has finished: a worker that cannot work exits as one that failed
+        to boot (gunicorn's exit status 3), and gunicorn stops, naming why."""
+        still = wait_for_imports(IMPORT_WAIT)
+        if still:
+            logger.warning("checking the set-up while %s still import", ", ".join(still))
         try:
             self._check_setup()
         except StartError as exc:
@@ -230,16 +239,16 @@ class Runtime:
         opened first (``StartError`` where it cannot start; nothing is started then);
         None when one runs here already (the lock is held). ``early``: started as the
         app's module is still being imported (a WSGI middleware made in a gunicorn
-        worker), where checks may yet be registered: the set-up is checked a moment
-        later (``_check_setup_late``)."""
+        worker), where checks may yet be registered: the set-up is checked once the
+        imports have finished (``_check_setup_late``)."""
         if self.running is not None and self.running.alive():
             return None
         if not early:
             self._check_setup()
         elif self._setup_checked != os.getpid():
-            timer = threading.Timer(SETUP_GRACE, self._check_setup_late)
-            timer.daemon = True
-            timer.start()
+            threading.Thread(
+                target=self._check_setup_late, name="health-setup", daemon=True
+            ).start()
         self._take_variables()
         self._open_probe_port()
         self._engine.publisher.activated = True
