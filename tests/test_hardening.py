@@ -363,13 +363,13 @@ def _load(port: int, until: threading.Event, errors: list[str]) -> None:
         time.sleep(0.002)
 
 
-SOAK_SECONDS = float(os.environ.get("HEALTH_MIDDLEWARE_SOAK_SECONDS", "60"))
+SOAK_SECONDS = float(os.environ.get("HEALTH_MIDDLEWARE_SOAK_SECONDS", "30"))
 
 
 @pytest.mark.server
 @pytest.mark.slow
 def test_a_long_run_under_probe_load_stays_flat() -> None:
-    """A long run (HEALTH_MIDDLEWARE_SOAK_SECONDS, default 60) of probes while
+    """A long run (HEALTH_MIDDLEWARE_SOAK_SECONDS, default 30) of probes while
     checks flap: memory, threads, file descriptors and tasks stay flat."""
     with server(uvicorn("tests.apps.churn:asgi_app"), {"HM_INTERVAL": "0.05"}) as running:
         stop_load = threading.Event()
