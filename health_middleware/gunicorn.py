@@ -13,11 +13,13 @@ gunicorn page of the documentation shows both.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from health_middleware.asgi import HealthMiddleware
+from health_middleware.config import environment
 from health_middleware.config.callables import interface
-from health_middleware.serve import health_from_environment, health_inside
+from health_middleware.serve import health_from_environment, healths_inside
 from health_middleware.wsgi import WSGIHealthMiddleware
 
 __all__ = ["post_worker_init"]
@@ -40,11 +42,11 @@ def post_worker_init(worker: Any) -> None:
     ASGI worker class, or an app that speaks ASGI) gets ``HealthMiddleware`` and
     starts the refresher on its lifespan startup; a WSGI app gets
     ``WSGIHealthMiddleware`` and the refresher starts at once, so the worker's first
-    probe finds the first round done. An app already wrapped in code (the middleware
-    itself, or anywhere inside it: Flask's ``app.wsgi_app``, a tracing middleware
-    around it) is left as it is, the variable not asked, its refresher started now
-    if it is WSGI (under ``--preload`` it was made in the master, where nothing
-    starts).
+    probe finds the first round done. Each Health already inside the app, in code
+    (the middleware itself, Flask's ``app.wsgi_app``, a tracing middleware around
+    it), has its WSGI refresher started now (under ``--preload`` it was made in the
+    master, where nothing starts); the app is then left as it is unless
+    ``HEALTH_MIDDLEWARE_HEALTH`` names a Health (``none`` would hide the app's own).
 
     Args:
         worker: The gunicorn worker, as gunicorn passes it.
@@ -52,14 +54,18 @@ def post_worker_init(worker: Any) -> None:
     # gunicorn's own ASGI worker keeps the app in .asgi; every other worker in .wsgi.
     attribute = "asgi" if hasattr(worker, "asgi") else "wsgi"
     app = getattr(worker, attribute)
-    serves_asgi = _serves_asgi(worker, app)
-    inside = health_inside(app)
-    if inside is not None:  # wrapped in code: HEALTH_MIDDLEWARE_HEALTH is not asked
-        if not serves_asgi:  # an ASGI app's starts on its lifespan
-            inside.runtime.start_in_thread()
-        return
+    inside = healths_inside(app)
+    for health, on_lifespan in inside:  # wrapped in code: a WSGI middleware's starts now
+        if not on_lifespan:
+            health.runtime.start_in_thread()
+    named = os.environ.get(environment.HEALTH, "").strip()
+    if inside and named in ("", environment.NO_HEALTH):
+        environment.warn_unknown()
+        return  # the app's own Health answers: none is not put in front of it
     health = health_from_environment()
-    if serves_asgi:
+    if isinstance(app, HealthMiddleware | WSGIHealthMiddleware) and app.health is health:
+        return  # already in front, as named
+    if _serves_asgi(worker, app):
         setattr(worker, attribute, HealthMiddleware(app, health))  # starts on lifespan
     else:
         setattr(worker, attribute, WSGIHealthMiddleware(app, health))

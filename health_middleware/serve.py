@@ -19,6 +19,7 @@ The gunicorn hook (``health_middleware.gunicorn``) takes its ``Health`` from her
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Literal
 
@@ -62,10 +63,11 @@ def asgi(
         ImportError: The module cannot be imported.
         AttributeError: The module has no such attribute.
     """
-    return HealthMiddleware(
+    loaded, health = (
         load_app(target_from("asgi", app, attribute, request), "asgi"),
         health_from_environment(),
     )
+    return HealthMiddleware(_wrapped(loaded, health), health)
 
 
 def wsgi(
@@ -87,10 +89,11 @@ def wsgi(
         The app behind ``WSGIHealthMiddleware``, with the ``Health`` of
             ``health_from_environment()``.
     """
-    return WSGIHealthMiddleware(
+    loaded, health = (
         load_app(target_from("wsgi", app, attribute, request), "wsgi"),
         health_from_environment(),
     )
+    return WSGIHealthMiddleware(_wrapped(loaded, health), health)
 
 
 def target_from(
@@ -140,10 +143,18 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
             f"app {target!r} is a {found.upper()} application: "
             f"use health_middleware.serve:{other} for it"
         )
-    if health_inside(app) is not None:
+    return app
+
+
+def _wrapped(app: Any, health: Health) -> Any:
+    """``app``, once more refused if ``health`` has no checks (``none``) and would be
+    put in front of a ``Health`` of the app's own, hiding its checks."""
+    if next(health.registry.checks(), None) is None and healths_inside(app):
         raise TypeError(
-            f"app {target!r} has health endpoints of its own (a Health in front of it, "
-            f"in code): serve it as it is, {target}, without health_middleware.serve"
+            f"the app has health endpoints of its own (a Health in front of it, in "
+            f"code), which {environment.HEALTH}={environment.NO_HEALTH} would hide "
+            "behind one with no checks: serve the app as it is, without "
+            f"health_middleware.serve, or name its Health in {environment.HEALTH}"
         )
     return app
 
@@ -161,40 +172,46 @@ _INNER = (
     "middleware_stack",
     "__wrapped__",
 )
+_LOOKS = 64  # objects looked at, at most: an app is a short chain of wrappers
 
 
-def health_inside(app: object, depth: int = 8) -> Health | None:
-    """The ``Health`` of the health middleware that ``app`` is or wraps, ``depth``
-    wrappers deep at most (Flask's ``app.wsgi_app = WSGIHealthMiddleware(...)``, a
-    tracing middleware around it), or given to Starlette's ``add_middleware`` before
-    its stack is built; None where there is none."""
+def healths_inside(app: object) -> list[tuple[Health, bool]]:
+    """Each ``Health`` whose middleware ``app`` is or wraps (Flask's
+    ``app.wsgi_app = WSGIHealthMiddleware(...)``, a tracing middleware around it,
+    Starlette's ``add_middleware`` before its stack is built), with whether its
+    middleware starts on its own (ASGI, on the lifespan) rather than needing a start
+    (WSGI). Attributes are read as stored (``inspect.getattr_static``): no property,
+    ``__getattr__`` or lazy proxy runs."""
+    found: list[tuple[Health, bool]] = []
     seen: set[int] = set()
-    layer = [app]
-    for _ in range(depth):
-        below = []
-        for obj in layer:
-            if id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            if isinstance(obj, HealthMiddleware | WSGIHealthMiddleware):
-                return obj.health
-            for middleware in _attribute(obj, "user_middleware") or ():
+    queue = [app]
+    while queue and len(seen) < _LOOKS:
+        obj = queue.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, HealthMiddleware | WSGIHealthMiddleware):
+            found.append((obj.health, isinstance(obj, HealthMiddleware)))
+        entries = _stored(obj, "user_middleware")
+        for entry in entries if isinstance(entries, list | tuple) else ():
+            if _stored(entry, "cls") is HealthMiddleware:
+                args, kwargs = _stored(entry, "args"), _stored(entry, "kwargs")
                 given = [
-                    *getattr(middleware, "args", ()),
-                    *getattr(middleware, "kwargs", {}).values(),
+                    *(args if isinstance(args, tuple | list) else ()),
+                    *(kwargs.values() if isinstance(kwargs, dict) else ()),
                 ]
-                if getattr(middleware, "cls", None) is HealthMiddleware:
-                    return next((h for h in given if isinstance(h, Health)), None)
-            below += [inner for name in _INNER if (inner := _attribute(obj, name)) is not None]
-        layer = below
-    return None
+                found += [(h, True) for h in given if isinstance(h, Health)]
+        queue += [inner for name in _INNER if (inner := _stored(obj, name)) is not None]
+    return found
 
 
-def _attribute(obj: object, name: str) -> Any:
+def _stored(obj: object, name: str) -> Any:
+    """``obj``'s attribute ``name`` as stored in the object or its class, or None."""
     try:
-        return getattr(obj, name, None)
-    except Exception:  # a property that raises: not a wrapper of ours
+        value = inspect.getattr_static(obj, name, None)
+    except Exception:  # an object that will not be looked into
         return None
+    return None if isinstance(value, property | staticmethod | classmethod) else value
 
 
 def health_from_environment() -> Health:
@@ -205,9 +222,10 @@ def health_from_environment() -> Health:
     Unknown ``HEALTH_MIDDLEWARE_*`` variables are warned about.
 
     Raises:
-        StartError: The variable is not set (or empty), reads ``None``, or names a
-            Health with no checks: every endpoint would pass whatever happens to the
-            app's dependencies; the message names the fix.
+        StartError: The variable is not set (or empty) or reads ``None``: every
+            endpoint would pass whatever happens to the app's dependencies; the
+            message names the fix. A Health it names that has no checks as it starts
+            is refused then.
         ValueError: A name not of the form ``"package.module:attribute"``.
         TypeError: The variable names something that is not a ``Health``.
         ImportError: The module cannot be imported.
@@ -241,14 +259,13 @@ def health_from_environment() -> Health:
             raise TypeError(
                 f"{environment.HEALTH} {target!r} is a {type(health).__name__}, not a Health"
             )
-        if next(health.registry.checks(), None) is None:
-            raise StartError(
-                f"{environment.HEALTH}={target} names a Health with no checks: every "
-                "endpoint would pass whatever happens to the app's dependencies. Register "
-                "its checks in that module (health.add_check or @health.check), or write "
-                f"{environment.HEALTH}={environment.NO_HEALTH} to serve the endpoints with "
-                "no checks on purpose"
-            )
+        health.registry.checks_required = (
+            f"{environment.HEALTH}={target} names a Health with no checks: every "
+            "endpoint would pass whatever happens to the app's dependencies. Register "
+            "its checks before the app starts (in that module, or in the app's "
+            f"lifespan), or write {environment.HEALTH}={environment.NO_HEALTH} to serve "
+            "the endpoints with no checks on purpose"
+        )
     if os.environ.get(environment.QUIET_PROBES) == "1":
         quiet_probes(health.paths)
     return health

@@ -121,6 +121,16 @@ def test_a_tag_of_the_users_own_is_left_alone(tag: str) -> None:
         health.stop()
 
 
+@pytest.mark.parametrize("tag", ["ddb", "db2", "d", "dbs-replica"])
+def test_a_word_beside_a_custom_group_is_left_alone(tag: str) -> None:
+    health = Health(interval=0.2)
+    health.endpoint("/db", group="db")
+    health.add_check("db", lambda: True, tags={"db"})
+    health.add_check("dynamo", lambda: True, tags={tag})
+    health.runtime.start_in_thread()
+    health.stop()
+
+
 def test_a_misspelt_tag_added_after_the_start_is_refused_as_it_is_added() -> None:
     health = Health(interval=0.2)
     health.add_check("db", lambda: True)
@@ -467,8 +477,12 @@ def test_a_one_liner_without_a_health_is_refused_naming_the_fix(
         with pytest.raises(StartError, match=r"rendered from nothing.*none \(lower case\)"):
             health_from_environment()
     monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.unchecked:health")
+    unchecked = health_from_environment()  # its checks may come in the app's lifespan
     with pytest.raises(StartError, match="names a Health with no checks"):
-        health_from_environment()
+        unchecked.runtime.start_in_thread()
+    unchecked.add_check("late", lambda: True)
+    unchecked.runtime.start_in_thread()
+    unchecked.stop()
     monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", " none ")  # no checks, on purpose
     assert not list(health_from_environment().engine.results.states())
 
@@ -544,33 +558,56 @@ def test_the_gunicorn_hook_leaves_an_app_with_a_health_inside_as_it_is(
     args = gunicorn(app, "-c", "python:health_middleware.gunicorn", "--preload")
     with server(args, {"HEALTH_MIDDLEWARE_HEALTH": variable}, ready="/") as running:
         deadline = time.monotonic() + 10
-        while (ready := running.get("/health/ready")).status != 503:
-            assert ready.status != 200, ready.body
+        while (ready := running.get("/health/ready")).json()["output"] != "failing: db":
+            assert ready.status == 503, ready.body  # starting, then failing: never 200
             assert time.monotonic() < deadline, ready.body
             time.sleep(0.1)
-        assert ready.json()["output"] == "failing: db"
+        assert ready.status == 503
 
 
-def test_a_one_liner_refuses_an_app_with_health_endpoints_of_its_own(
+def test_a_one_liner_puts_no_empty_health_in_front_of_the_apps_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """``none`` would hide the app's failing checks behind none; a Health named is
+    put in front, as asked."""
+    apps = ("tests.apps.wrapped:app", "tests.apps.wrapped:traced", "tests.apps.flagged:asgi_app")
     monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "none")
-    for app in (
-        "tests.apps.wrapped:app",
-        "tests.apps.wrapped:traced",
-        "tests.apps.flagged:asgi_app",
-    ):
-        with pytest.raises(TypeError, match=r"has health endpoints of its own.*serve it as it is"):
+    for app in apps:
+        with pytest.raises(TypeError, match=r"health endpoints of its own.*serve the app as it"):
             (serve.asgi if "asgi" in app else serve.wsgi)(app)
+    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.flagged:health")
+    assert isinstance(serve.wsgi("tests.apps.wrapped:traced"), WSGIHealthMiddleware)
+
+
+def test_a_health_inside_an_app_is_found_without_running_its_code() -> None:
+    """Properties, ``__getattr__`` and lazy proxies are not run; the walk is bounded."""
+    from tests.apps import wrapped
+
+    class Proxy:
+        def __getattr__(self, name: str) -> object:  # a new object for every name
+            return Proxy()
+
+    class Loud:
+        @property
+        def app(self) -> object:
+            raise AssertionError("a property was run")
+
+    assert serve.healths_inside(Proxy()) == []
+    assert serve.healths_inside(Loud()) == []
+    assert serve.healths_inside(wrapped.traced) == [(wrapped.health, False)]
+    assert serve.healths_inside(wrapped.asgi) == [(wrapped.health, False)]
 
 
 @pytest.mark.server
-def test_a_worker_judges_its_set_up_once_its_app_is_imported() -> None:
-    """A middleware made in a gunicorn worker starts at once, while its module still
-    registers: an endpoint whose check comes two seconds later is no mistake, and a
-    misspelt tag that comes two seconds later still stops the worker."""
-    args = gunicorn("tests.apps.slow_import:app")
-    with server(args, {"HM_IMPORT_SLEEP": "2"}, ready="/") as running:
+@pytest.mark.parametrize("factory", ["", "1"], ids=["module", "factory"])
+def test_a_worker_judges_its_set_up_once_its_app_is_loaded(factory: str) -> None:
+    """A middleware made in a gunicorn worker starts at once, while its app still
+    registers (in its module, or in the factory gunicorn calls after the import): an
+    endpoint whose check comes two seconds later is no mistake, and a misspelt tag
+    that comes two seconds later still stops the worker."""
+    app = "tests.apps.slow_import:create()" if factory else "tests.apps.slow_import:app"
+    args = gunicorn(app)
+    with server(args, {"HM_IMPORT_SLEEP": "2", "HM_FACTORY": factory}, ready="/") as running:
         deadline = time.monotonic() + 10
         while running.get("/health/db").status != 200:
             assert time.monotonic() < deadline, running.output()[-2000:]
@@ -578,7 +615,9 @@ def test_a_worker_judges_its_set_up_once_its_app_is_imported() -> None:
         time.sleep(1)
         assert running.process.poll() is None, running.output()[-2000:]
     args = [a.replace("{port}", str(free_port())) for a in args]
-    code, output = run_to_exit(args, {"HM_IMPORT_SLEEP": "2", "HM_TAG": "bd"})
+    code, output = run_to_exit(
+        args, {"HM_IMPORT_SLEEP": "2", "HM_TAG": "bd", "HM_FACTORY": factory}
+    )
     assert code != 0, output
     assert "counts group 'db', which no check carries as a tag (did you mean 'bd'?)" in output
     assert "failed to boot" in output, output

@@ -43,7 +43,8 @@ def _slip(tag: str, group: str) -> bool:
     """Whether ``tag`` is ``group`` typed with one slip of the hand: another case, two
     neighbours swapped, a letter left out inside the word, a letter doubled or one
     slipped in inside it. A word that differs at its ends (``read``, ``lives``,
-    ``olive``, ``db2``) or by a letter replaced (``reads``, ``line``) may be meant."""
+    ``olive``, ``db2``, ``ddb``) or by a letter replaced (``reads``, ``line``) may be
+    meant."""
     tag = tag.lower()
     if tag == group:
         return True
@@ -61,9 +62,10 @@ def _slip(tag: str, group: str) -> bool:
     for i, letter in enumerate(longer):
         if longer[:i] + longer[i + 1 :] != shorter:
             continue
-        inside = 0 < i < len(longer) - 1
+        first = i == 0 or longer[: i + 1] == letter * (i + 1)  # at the start (ddb)
+        inside = not first and i < len(longer) - 1
         doubled = longer is tag and letter in (longer[i - 1 : i] + longer[i + 1 : i + 2])
-        if inside or doubled:
+        if inside or (doubled and not first):
             return True
     return False
 
@@ -76,6 +78,9 @@ class Registry:
         self._checks: dict[str, Check] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self.prestop: Prestop | None = None
+        # Set where a Health with no checks cannot be meant (one named by
+        # HEALTH_MIDDLEWARE_HEALTH): its start is then refused, not warned of.
+        self.checks_required: str | None = None
         self._lock = threading.Lock()
 
     # -- checks ----------------------------------------------------------------------
@@ -209,12 +214,14 @@ class Registry:
 
     def check_setup(self) -> None:
         """As the runtime starts: raise ``StartError`` for the first endpoint of
-        ``unknown_groups`` or check tag ``misspelt``, and warn of a Health with no
-        checks (every endpoint would pass whatever happens to the app's
-        dependencies)."""
+        ``unknown_groups`` or check tag ``misspelt``, or for a Health with no checks
+        where ``checks_required`` says why; warn of one elsewhere (every endpoint
+        would pass whatever happens to the app's dependencies)."""
         misspelt = (self.misspelt(check) for check in self._checks.values())
         for problem in self.unknown_groups() + [text for text in misspelt if text]:
             raise StartError(problem)
+        if not self._checks and self.checks_required is not None:
+            raise StartError(self.checks_required)
         if not self._checks:
             logger.warning(
                 "this Health has no checks: every endpoint passes whatever happens to "

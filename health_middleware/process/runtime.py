@@ -24,15 +24,15 @@ from health_middleware.engine.stalls import thread_lateness
 from health_middleware.instance import master as instance
 from health_middleware.instance.database import SharedState, join_instance
 from health_middleware.model.report import Report
-from health_middleware.process.importing import wait_for_imports
 from health_middleware.process.listener import ListenError, ProbeListener, refuse_if_served
+from health_middleware.process.loading import wait_while_loading
 from health_middleware.process.shutdown import DelayedExit, stops_alone
 from health_middleware.process.watch import Watch
 
 logger = logging.getLogger("health_middleware")
 
-# How long after an early start (see _new_refresher) the set-up is checked.
-IMPORT_WAIT = 60.0  # seconds an early start waits for the app's import to finish
+# How long an early start (see _new_refresher) waits for its worker to load the app.
+LOAD_WAIT = 600.0
 BOOT_ERROR = 3  # gunicorn's exit status for a worker that failed to boot: it halts
 # the most threads a one-shot run of every check uses
 
@@ -220,14 +220,14 @@ class Runtime:
             self._engine.registry.check_setup()
             self._setup_checked = os.getpid()
 
-    def _check_setup_late(self) -> None:
+    def _check_setup_late(self, loader: int) -> None:
         """The set-up of an early start (a gunicorn worker whose WSGI middleware was
-        made while its module still registered checks), checked once every import
-        under way has finished: a worker that cannot work exits as one that failed
-        to boot (gunicorn's exit status 3), and gunicorn stops, naming why."""
-        still = wait_for_imports(IMPORT_WAIT)
-        if still:
-            logger.warning("checking the set-up while %s still import", ", ".join(still))
+        made while its app still registered checks), checked once the worker's thread
+        ``loader`` has loaded the app (module and factory): a worker that cannot work
+        exits as one that failed to boot (gunicorn's exit status 3), and gunicorn
+        stops, naming why."""
+        if wait_while_loading(loader, LOAD_WAIT):
+            logger.warning("checking the set-up while the worker still loads its app")
         try:
             self._check_setup()
         except StartError as exc:
@@ -240,15 +240,15 @@ class Runtime:
         None when one runs here already (the lock is held). ``early``: started as the
         app's module is still being imported (a WSGI middleware made in a gunicorn
         worker), where checks may yet be registered: the set-up is checked once the
-        imports have finished (``_check_setup_late``)."""
+        worker has loaded its app (``_check_setup_late``)."""
         if self.running is not None and self.running.alive():
             return None
         if not early:
             self._check_setup()
         elif self._setup_checked != os.getpid():
-            threading.Thread(
-                target=self._check_setup_late, name="health-setup", daemon=True
-            ).start()
+            loader = threading.get_ident()
+            setup = threading.Thread(target=self._check_setup_late, args=(loader,), daemon=True)
+            setup.start()
         self._take_variables()
         self._open_probe_port()
         self._engine.publisher.activated = True

@@ -1,18 +1,33 @@
 """Flask's own idiom, the health middleware inside the app (``app.wsgi_app``), and the
-app wrapped once more by a middleware of another library (``traced``); its one check
-fails, so no answer of this app's health paths may be 200."""
+app wrapped once more by a middleware of another library (``traced``) or served as
+ASGI through Starlette's WSGI adapter (``asgi``); its one check fails, so no answer of
+this app's health paths may be 200. HM_RUNS: a file each run of the check appends to."""
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask
 
+with warnings.catch_warnings():  # deprecated for a2wsgi, which the test extra lacks
+    warnings.simplefilter("ignore")
+    from starlette.middleware.wsgi import WSGIMiddleware
+
 from health_middleware import Health, WSGIHealthMiddleware
 
 health = Health(service_id="wrapped", interval=0.2)
-health.add_check("db", lambda: False)
+
+
+@health.check("db")
+def db() -> bool:
+    if runs := os.environ.get("HM_RUNS"):
+        with open(runs, "a") as file:
+            file.write(f"{os.getpid()}\n")
+    return False
+
 
 app = Flask(__name__)
 
@@ -36,3 +51,4 @@ class Tracing:
 
 
 traced = Tracing(app)
+asgi = WSGIMiddleware(app)
