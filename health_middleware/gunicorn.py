@@ -13,13 +13,12 @@ gunicorn page of the documentation shows both.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from health_middleware.asgi import HealthMiddleware
 from health_middleware.config import environment
 from health_middleware.config.callables import interface
-from health_middleware.serve import health_from_environment, healths_inside
+from health_middleware.serve import health_from_environment, health_named, healths_inside
 from health_middleware.wsgi import WSGIHealthMiddleware
 
 __all__ = ["post_worker_init"]
@@ -58,8 +57,7 @@ def post_worker_init(worker: Any) -> None:
     for health, on_lifespan in inside:  # wrapped in code: a WSGI middleware's starts now
         if not on_lifespan:
             health.runtime.start_in_thread()
-    named = os.environ.get(environment.HEALTH, "").strip()
-    if inside and named in ("", environment.NO_HEALTH):
+    if inside and not health_named():
         environment.warn_unknown()
         return  # the app's own Health answers: none is not put in front of it
     health = health_from_environment()

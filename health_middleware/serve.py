@@ -67,7 +67,7 @@ def asgi(
         load_app(target_from("asgi", app, attribute, request), "asgi"),
         health_from_environment(),
     )
-    return HealthMiddleware(_wrapped(loaded, health), health)
+    return HealthMiddleware(_wrapped(loaded), health)
 
 
 def wsgi(
@@ -93,7 +93,7 @@ def wsgi(
         load_app(target_from("wsgi", app, attribute, request), "wsgi"),
         health_from_environment(),
     )
-    return WSGIHealthMiddleware(_wrapped(loaded, health), health)
+    return WSGIHealthMiddleware(_wrapped(loaded), health)
 
 
 def target_from(
@@ -146,10 +146,16 @@ def load_app(target: str, expected: Literal["asgi", "wsgi"]) -> Any:
     return app
 
 
-def _wrapped(app: Any, health: Health) -> Any:
-    """``app``, once more refused if ``health`` has no checks (``none``) and would be
-    put in front of a ``Health`` of the app's own, hiding its checks."""
-    if next(health.registry.checks(), None) is None and healths_inside(app):
+def health_named() -> bool:
+    """Whether ``HEALTH_MIDDLEWARE_HEALTH`` names a Health (it is neither unset nor
+    ``none``): one the user asked for, to be put in front of the app."""
+    return os.environ.get(environment.HEALTH, "").strip() not in ("", environment.NO_HEALTH)
+
+
+def _wrapped(app: Any) -> Any:
+    """``app``, once more refused if the ``Health`` to put in front of it is ``none``'s,
+    with no checks, and would hide a ``Health`` of the app's own."""
+    if not health_named() and healths_inside(app):
         raise TypeError(
             f"the app has health endpoints of its own (a Health in front of it, in "
             f"code), which {environment.HEALTH}={environment.NO_HEALTH} would hide "

@@ -575,8 +575,10 @@ def test_a_one_liner_puts_no_empty_health_in_front_of_the_apps_own(
     for app in apps:
         with pytest.raises(TypeError, match=r"health endpoints of its own.*serve the app as it"):
             (serve.asgi if "asgi" in app else serve.wsgi)(app)
-    monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", "tests.apps.flagged:health")
-    assert isinstance(serve.wsgi("tests.apps.wrapped:traced"), WSGIHealthMiddleware)
+    for named in ("tests.apps.flagged:health", "tests.apps.unchecked:health"):
+        # named, even with its checks still to come (the lifespan's): put in front
+        monkeypatch.setenv("HEALTH_MIDDLEWARE_HEALTH", named)
+        assert isinstance(serve.wsgi("tests.apps.wrapped:traced"), WSGIHealthMiddleware)
 
 
 def test_a_health_inside_an_app_is_found_without_running_its_code() -> None:

@@ -220,9 +220,9 @@ class Registry:
         misspelt = (self.misspelt(check) for check in self._checks.values())
         for problem in self.unknown_groups() + [text for text in misspelt if text]:
             raise StartError(problem)
-        if not self._checks and self.checks_required is not None:
-            raise StartError(self.checks_required)
         if not self._checks:
+            if self.checks_required is not None:
+                raise StartError(self.checks_required)
             logger.warning(
                 "this Health has no checks: every endpoint passes whatever happens to "
                 'the app\'s dependencies; register some with @health.check("name") '
